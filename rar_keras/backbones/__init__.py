@@ -1,0 +1,22 @@
+"""Backbones: image in, (SIP features, one heatmap per landmark) out."""
+
+from rar_keras.backbones.mobile import MobileBackbone
+from rar_keras.backbones.vgg19 import VGG19Backbone
+
+
+def build_backbone(config):
+    """The backbone named by `config.backbone`, sized by the config."""
+    common = dict(num_landmarks=_num_points(config.scheme), feature_channels=config.feature_channels,
+                  heatmap_stride=config.heatmap_stride, width=config.width)
+    if config.backbone == "mobile":
+        return MobileBackbone(**common)
+    return VGG19Backbone(**common)
+
+
+def _num_points(scheme_name):
+    from datasets.schemes import get_scheme
+
+    return get_scheme(scheme_name).num_points
+
+
+__all__ = ["MobileBackbone", "VGG19Backbone", "build_backbone"]

@@ -1,0 +1,68 @@
+"""Small building blocks shared by the backbones."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def conv_bn_relu(filters: int, kernel: int = 3, strides: int = 1, name: str = "") -> keras.Sequential:
+    """Conv + BatchNorm + ReLU6."""
+    return keras.Sequential([
+        layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False),
+        layers.BatchNormalization(),
+        layers.ReLU(6.0),
+    ], name=name or None)
+
+
+@keras.saving.register_keras_serializable(package="rar_keras")
+class InvertedResidual(keras.layers.Layer):
+    """MobileNetV2 inverted residual block (expand 1x1, depthwise 3x3, project 1x1).
+
+    Args:
+        filters: output channels.
+        strides: depthwise stride (1 or 2).
+        expansion: channel expansion of the hidden layer.
+    """
+
+    def __init__(self, filters: int, strides: int = 1, expansion: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.strides, self.expansion = filters, strides, expansion
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        hidden = channels * self.expansion
+        self.expand = conv_bn_relu(hidden, 1)
+        self.depthwise = keras.Sequential([
+            layers.DepthwiseConv2D(3, strides=self.strides, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(6.0),
+        ])
+        self.project = keras.Sequential([
+            layers.Conv2D(self.filters, 1, use_bias=False),
+            layers.BatchNormalization(),
+        ])
+        self.use_residual = self.strides == 1 and channels == self.filters
+        self.expand.build(input_shape)
+        shape = self.expand.compute_output_shape(input_shape)
+        self.depthwise.build(shape)
+        self.project.build(self.depthwise.compute_output_shape(shape))
+
+    def call(self, x, training=None):
+        y = self.project(self.depthwise(self.expand(x, training=training), training=training),
+                         training=training)
+        return x + y if self.use_residual else y
+
+    def compute_output_shape(self, input_shape):
+        h = input_shape[1] if input_shape[1] is None else -(-input_shape[1] // self.strides)
+        w = input_shape[2] if input_shape[2] is None else -(-input_shape[2] // self.strides)
+        return (input_shape[0], h, w, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides,
+                "expansion": self.expansion}
+
+
+def scaled(channels: int, width: float, minimum: int = 8) -> int:
+    """Channel count times the width multiplier, rounded to a multiple of 8."""
+    return max(minimum, int(channels * width + 4) // 8 * 8)

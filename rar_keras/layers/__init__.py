@@ -1,0 +1,8 @@
+"""The custom layers of the RAR pipeline."""
+
+from rar_keras.layers.attentive_refiner import AttentiveRefiner
+from rar_keras.layers.heatmap_decoder import HeatmapDecoder
+from rar_keras.layers.robust_init import RobustShapeInit
+from rar_keras.layers.shape_indexed_pooling import ShapeIndexedPooling
+
+__all__ = ["AttentiveRefiner", "HeatmapDecoder", "RobustShapeInit", "ShapeIndexedPooling"]

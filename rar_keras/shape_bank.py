@@ -1,0 +1,117 @@
+"""The precomputed shape bank: K-means over similarity-aligned training shapes, RANSAC-cleaned."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.linear_model import RANSACRegressor, LinearRegression
+
+PROCRUSTES_ITERATIONS = 5
+# A shape is kept when RANSAC finds at least this fraction of its points consistent with the mean.
+MIN_INLIER_FRACTION = 0.9
+# RANSAC residual threshold, in units of the normalised shape's RMS radius.
+RANSAC_RESIDUAL = 0.12
+# RANSAC hypothesis pairs must be at least this far apart in the mean shape (RMS-radius units).
+MIN_PAIR_DISTANCE = 0.8
+
+
+@dataclasses.dataclass
+class ShapeBank:
+    """Bank shapes (K, L, 2; centred, unit RMS radius), the mean training shape in crop pixels (L, 2),
+    the RANSAC landmark pairs (M, 2), and how many training shapes RANSAC dropped."""
+
+    shapes: np.ndarray
+    mean_shape: np.ndarray
+    pairs: np.ndarray
+    dropped: int = 0
+
+
+def normalise(shapes: np.ndarray) -> np.ndarray:
+    """Centres each (L, 2) shape and scales it to unit RMS radius."""
+    centred = shapes - shapes.mean(axis=-2, keepdims=True)
+    radius = np.sqrt((centred ** 2).sum(-1).mean(-1))[..., None, None]
+    return centred / np.maximum(radius, 1e-9)
+
+
+def _similarity_design(source: np.ndarray) -> np.ndarray:
+    """Rows of the linear system [x' y'] = [a -b; b a][x y] + t, unknowns (a, b, tx, ty)."""
+    x, y = source[:, 0], source[:, 1]
+    one, zero = np.ones_like(x), np.zeros_like(x)
+    return np.concatenate([np.stack([x, -y, one, zero], 1), np.stack([y, x, zero, one], 1)])
+
+
+def _apply(params: np.ndarray, source: np.ndarray) -> np.ndarray:
+    a, b, tx, ty = params
+    return np.stack([a * source[:, 0] - b * source[:, 1] + tx, b * source[:, 0] + a * source[:, 1] + ty], 1)
+
+
+def align_to(shapes: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares similarity alignment of every shape onto `target`."""
+    design = [_similarity_design(s) for s in shapes]
+    rhs = np.concatenate([target[:, 0], target[:, 1]])
+    out = []
+    for shape, rows in zip(shapes, design):
+        params = np.linalg.lstsq(rows, rhs, rcond=None)[0]
+        out.append(_apply(params, shape))
+    return normalise(np.stack(out))
+
+
+def generalised_procrustes(shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Aligns all shapes to their evolving mean; returns (aligned shapes, mean)."""
+    aligned = normalise(shapes)
+    mean = aligned[0]
+    for _ in range(PROCRUSTES_ITERATIONS):
+        mean = normalise(aligned.mean(0, keepdims=True))[0]
+        aligned = align_to(aligned, mean)
+    return aligned, mean
+
+
+def ransac_inliers(shape: np.ndarray, target: np.ndarray, seed: int) -> np.ndarray:
+    """Points of `shape` consistent with a RANSAC similarity fit onto `target` (L,) bool."""
+    rows = _similarity_design(shape)
+    rhs = np.concatenate([target[:, 0], target[:, 1]])
+    ransac = RANSACRegressor(LinearRegression(fit_intercept=False), min_samples=4,
+                             residual_threshold=RANSAC_RESIDUAL, random_state=seed, max_trials=50)
+    ransac.fit(rows, rhs)
+    num = len(shape)
+    return ransac.inlier_mask_[:num] & ransac.inlier_mask_[num:]
+
+
+def ransac_pairs(mean: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` distinct landmark pairs far apart in the mean shape, as RANSAC hypotheses."""
+    rng = np.random.default_rng(seed)
+    num = len(mean)
+    candidates = [(i, j) for i in range(num) for j in range(i + 1, num)
+                  if np.linalg.norm(mean[i] - mean[j]) >= MIN_PAIR_DISTANCE]
+    chosen = rng.choice(len(candidates), size=min(count, len(candidates)), replace=False)
+    return np.array([candidates[c] for c in chosen], dtype=np.int32)
+
+
+def build_shape_bank(shapes: np.ndarray, bank_size: int, num_pairs: int, seed: int = 0) -> ShapeBank:
+    """Builds the bank from training shapes (N, L, 2) in crop pixels.
+
+    Shapes are similarity-aligned (generalised Procrustes); RANSAC fits each onto
+    the mean and drops shapes with grossly wrong points; K-means (scikit-learn)
+    gives `bank_size` representative shapes.
+
+    Args:
+        shapes: training landmarks in crop pixels of the model's input.
+        bank_size: K.
+        num_pairs: M RANSAC landmark pairs used at inference.
+        seed: seed of RANSAC, K-means and the pair choice.
+    """
+    shapes = np.asarray(shapes, dtype=np.float64)
+    if shapes.ndim != 3 or shapes.shape[-1] != 2 or len(shapes) < bank_size:
+        raise ValueError(f"need at least bank_size={bank_size} training shapes of shape (N, L, 2), "
+                         f"got {shapes.shape}")
+    aligned, mean = generalised_procrustes(shapes)
+    keep = np.array([ransac_inliers(s, mean, seed).mean() >= MIN_INLIER_FRACTION for s in aligned])
+    if keep.sum() < bank_size:
+        keep[:] = True
+    kmeans = KMeans(n_clusters=bank_size, n_init=4, random_state=seed)
+    kmeans.fit(aligned[keep].reshape(int(keep.sum()), -1))
+    bank = normalise(kmeans.cluster_centers_.reshape(bank_size, -1, 2))
+    return ShapeBank(shapes=bank.astype(np.float32), mean_shape=shapes.mean(0).astype(np.float32),
+                     pairs=ransac_pairs(mean, num_pairs, seed), dropped=int((~keep).sum()))

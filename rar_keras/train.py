@@ -1,0 +1,168 @@
+"""`python -m rar_keras.train`: train a RAR landmarker with `model.fit` under tf.distribute.
+
+Example:
+    python -m rar_keras.train --config w300_mobile --data ../shared/data/300w/afw \
+        ../shared/data/300w/helen/trainset ../shared/data/300w/lfpw/trainset --out runs/w300 --epochs 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import sys
+import time
+
+from datasets.errors import DataError
+from rar_keras.config import RARConfig, get_config
+
+# Each epoch shows every face this many times (with random flips: each face and about its mirror).
+PASSES_PER_EPOCH = 2
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m rar_keras.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="w300_mobile", help="a named config or a .json file")
+    parser.add_argument("--data", nargs="+", required=True, help="training datasets (folders or files)")
+    parser.add_argument("--val-data", nargs="*", default=None, help="validation datasets (default: a split)")
+    parser.add_argument("--val-fraction", type=float, default=0.05, help="held-out share of --data")
+    parser.add_argument("--out", required=True, help="output folder (model, logs, backups)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override config fields, e.g. --set steps=4 learning_rate=1e-3")
+    parser.add_argument("--cpu-replicas", type=int, default=0,
+                        help="split the CPU into N logical devices for MirroredStrategy (testing)")
+    parser.add_argument("--verbose", type=int, default=1, help="Keras progress: 1 bar, 2 line per epoch")
+    return parser.parse_args(argv)
+
+
+def apply_overrides(config: RARConfig, overrides: list[str]) -> RARConfig:
+    """Applies KEY=VALUE overrides, values parsed as JSON when they can be."""
+    values = config.to_dict()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in values:
+            raise DataError(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(values)}")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return RARConfig.from_dict(values)
+
+
+def load_faces(paths):
+    from datasets.loaders import load_records
+
+    records = []
+    for path in paths:
+        records.extend(load_records(path))
+    if not records:
+        raise DataError(f"no faces found in {paths}")
+    return records
+
+
+def split_validation(records, fraction: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    if fraction <= 0 or len(records) < 10:
+        return records, []
+    return train_test_split(records, test_size=fraction, random_state=seed)
+
+
+def train(args: argparse.Namespace) -> pathlib.Path:
+    import keras
+    import numpy as np
+
+    from datasets.pipeline import cache_faces, eval_dataset, train_dataset
+    from datasets.schemes import get_scheme
+    from rar_keras import callbacks, distribute
+    from rar_keras.model import RARLandmarker, crop_landmarks_bank
+
+    config = apply_overrides(get_config(args.config), args.set)
+    scheme = get_scheme(config.scheme)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    strategy = distribute.choose_strategy(args.cpu_replicas)
+    chief = distribute.is_chief()
+    keras.utils.set_random_seed(config.seed)
+
+    records = load_faces(args.data)
+    if args.val_data:
+        train_records, val_records = records, load_faces(args.val_data)
+    else:
+        train_records, val_records = split_validation(records, args.val_fraction, config.seed)
+    for record in train_records:
+        scheme.check(record.landmarks, record.path)
+    print(f"faces: {len(train_records)} train, {len(val_records)} validation; "
+          f"replicas: {strategy.num_replicas_in_sync}")
+    train_cache = cache_faces(train_records, config.input_size, config.margin)
+    steps_per_epoch = math.ceil(PASSES_PER_EPOCH * len(train_records) / config.batch_size)
+    epochs = args.epochs
+    if args.max_steps:
+        steps_per_epoch = min(steps_per_epoch, args.max_steps)
+        epochs = min(epochs, math.ceil(args.max_steps / steps_per_epoch))
+    train_data = train_dataset(train_cache, scheme, config.input_size, config.batch_size,
+                               seed=config.seed).repeat()
+    val_data = None
+    if val_records:
+        val_cache = cache_faces(val_records, config.input_size, config.margin)
+        val_data = eval_dataset(val_cache, config.input_size, config.batch_size).map(
+            lambda images, landmarks, matrix: (images, {"landmarks": landmarks}))
+
+    with strategy.scope():
+        model = RARLandmarker(config)
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, epochs * steps_per_epoch,
+                                                          warmup_target=None, alpha=0.02)
+        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                                       clipnorm=5.0))
+        model.build_for_training()
+    crop_shapes = crop_space_shapes(train_cache, scheme)
+    bank = crop_landmarks_bank(model, crop_shapes, seed=config.seed)
+    print(f"shape bank: {len(bank.shapes)} shapes, {bank.dropped} training shapes dropped by RANSAC")
+    config.save(out / "config.json")
+
+    backup_dir = out / "backup" if chief else out / f"backup_worker_{distribute.task_index()}"
+    fit_callbacks = [
+        callbacks.StageScheduler(config.stages, epochs),
+        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch"),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+        keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
+        callbacks.AtomicCheckpoint(out / "checkpoint.keras", enabled=chief),
+    ]
+    started = time.time()
+    model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_data,
+              callbacks=fit_callbacks, verbose=args.verbose)
+    seconds = time.time() - started
+    path = out / "model.keras"
+    if chief:
+        callbacks.save_atomically(model, path)
+    print(f"trained {epochs} epochs x {steps_per_epoch} steps in {seconds:.0f} s "
+          f"({epochs * steps_per_epoch * config.batch_size / max(seconds, 1e-9):.1f} crops/s); saved {path}")
+    return path
+
+
+def crop_space_shapes(cache, scheme):
+    """Training landmarks in model-crop pixels, with their mirrors (the bank sees both)."""
+    import numpy as np
+
+    shapes = np.asarray(cache.crop_landmarks, np.float32)
+    mirrored = shapes[:, scheme.flip_permutation].copy()
+    size = cache.size
+    mirrored[..., 0] = size - 1 - mirrored[..., 0]
+    return np.concatenate([shapes, mirrored])
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        train(args)
+    except (DataError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
