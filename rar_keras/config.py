@@ -30,6 +30,7 @@ class RARConfig:
         ransac_pairs: landmark pairs tried as RANSAC hypotheses per bank shape.
         inlier_threshold: inlier distance for the robust start, as a fraction of the face size.
         subpixel: refine the heatmap argmax with a local expectation.
+        sample_attention: sample the attention centre in training (REINFORCE); False takes the argmax.
         heatmap_sigma: width of the target distribution, in heatmap cells.
         heatmap_weight, refine_weight, attention_weight: loss weights.
         stages: training stages as (name, fraction of the epochs); names are
@@ -56,6 +57,7 @@ class RARConfig:
     ransac_pairs: int = 24
     inlier_threshold: float = 0.08
     subpixel: bool = True
+    sample_attention: bool = True
     heatmap_sigma: float = 1.0
     heatmap_weight: float = 1.0
     refine_weight: float = 1.0
@@ -105,13 +107,13 @@ class RARConfig:
 
 # One named configuration per dataset/model pair.
 CONFIGS = {
-    "w300_mobile": RARConfig(scheme="300w68"),
+    "w300_mobile": RARConfig(scheme="300w68", lstm_units=128, sip_channels=8),
     "w300_vgg19": RARConfig(scheme="300w68", backbone="vgg19", input_size=256, heatmap_stride=4,
                             feature_channels=128, lstm_units=512, batch_size=16, learning_rate=5e-4,
                             stages=(("detector", 0.5), ("joint", 0.5))),
-    "cofw_mobile": RARConfig(scheme="cofw29"),
-    "aflw_mobile": RARConfig(scheme="aflw19"),
-    "wflw_mobile": RARConfig(scheme="wflw98"),
+    "cofw_mobile": RARConfig(scheme="cofw29", lstm_units=128, sip_channels=8),
+    "aflw_mobile": RARConfig(scheme="aflw19", lstm_units=128, sip_channels=8),
+    "wflw_mobile": RARConfig(scheme="wflw98", lstm_units=128, sip_channels=8),
     "tiny": RARConfig(scheme="300w68", input_size=64, width=0.25, feature_channels=16, lstm_units=32,
                       sip_channels=4, bank_size=4, ransac_pairs=8, steps=2, batch_size=4),
 }

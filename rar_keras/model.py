@@ -77,7 +77,8 @@ class RARLandmarker(keras.Model):
             features = tf.stop_gradient(features)
         detected, confidence = self.decoder(heatmaps)
         start, bank_index = self.initializer(tf.stop_gradient(detected), mode=init_mode or self.init_mode)
-        refined = self.refiner(features, start, training=training)
+        refined = self.refiner(features, start, training=training,
+                               sample_attention=bool(training) and self.config.sample_attention)
         return {"landmarks": refined["shapes"][:, -1], "steps": refined["shapes"], "detected": detected,
                 "confidence": confidence, "attention": refined["centres"],
                 "attention_logits": refined["logits"], "heatmaps": heatmaps, "bank_index": bank_index,
@@ -135,6 +136,13 @@ class RARLandmarker(keras.Model):
         """Builds the model and its optimizer's slots for every variable (before `fit`, or distributed)."""
         self(tf.zeros([1, self.config.input_size, self.config.input_size, 3]), training=False)
         self.optimizer.build(self.trainable_variables)
+
+    @classmethod
+    def from_preset(cls, name: str) -> "RARLandmarker":
+        """Loads a shipped preset (see `rar_keras.presets.list_presets`) offline."""
+        from rar_keras.inference import load_model
+
+        return load_model(name)
 
     # === Serialisation ===
     def get_config(self):

@@ -10,9 +10,9 @@ from sklearn.linear_model import RANSACRegressor, LinearRegression
 
 PROCRUSTES_ITERATIONS = 5
 # A shape is kept when RANSAC finds at least this fraction of its points consistent with the mean.
-MIN_INLIER_FRACTION = 0.9
-# RANSAC residual threshold, in units of the normalised shape's RMS radius.
-RANSAC_RESIDUAL = 0.12
+MIN_INLIER_FRACTION = 0.75
+# RANSAC residual threshold: this many times the median point residual of the aligned training set.
+RANSAC_RESIDUAL_FACTOR = 8.0
 # RANSAC hypothesis pairs must be at least this far apart in the mean shape (RMS-radius units).
 MIN_PAIR_DISTANCE = 0.8
 
@@ -68,12 +68,12 @@ def generalised_procrustes(shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return aligned, mean
 
 
-def ransac_inliers(shape: np.ndarray, target: np.ndarray, seed: int) -> np.ndarray:
+def ransac_inliers(shape: np.ndarray, target: np.ndarray, threshold: float, seed: int) -> np.ndarray:
     """Points of `shape` consistent with a RANSAC similarity fit onto `target` (L,) bool."""
     rows = _similarity_design(shape)
     rhs = np.concatenate([target[:, 0], target[:, 1]])
     ransac = RANSACRegressor(LinearRegression(fit_intercept=False), min_samples=4,
-                             residual_threshold=RANSAC_RESIDUAL, random_state=seed, max_trials=50)
+                             residual_threshold=threshold, random_state=seed, max_trials=50)
     ransac.fit(rows, rhs)
     num = len(shape)
     return ransac.inlier_mask_[:num] & ransac.inlier_mask_[num:]
@@ -107,7 +107,9 @@ def build_shape_bank(shapes: np.ndarray, bank_size: int, num_pairs: int, seed: i
         raise ValueError(f"need at least bank_size={bank_size} training shapes of shape (N, L, 2), "
                          f"got {shapes.shape}")
     aligned, mean = generalised_procrustes(shapes)
-    keep = np.array([ransac_inliers(s, mean, seed).mean() >= MIN_INLIER_FRACTION for s in aligned])
+    threshold = RANSAC_RESIDUAL_FACTOR * float(np.median(np.abs(aligned - mean)))
+    keep = np.array([ransac_inliers(s, mean, threshold, seed).mean() >= MIN_INLIER_FRACTION
+                     for s in aligned])
     if keep.sum() < bank_size:
         keep[:] = True
     kmeans = KMeans(n_clusters=bank_size, n_init=4, random_state=seed)

@@ -10,7 +10,7 @@ def conv_bn_relu(filters: int, kernel: int = 3, strides: int = 1, name: str = ""
     """Conv + BatchNorm + ReLU6."""
     return keras.Sequential([
         layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False),
-        layers.BatchNormalization(),
+        layers.BatchNormalization(synchronized=True),
         layers.ReLU(6.0),
     ], name=name or None)
 
@@ -35,12 +35,12 @@ class InvertedResidual(keras.layers.Layer):
         self.expand = conv_bn_relu(hidden, 1)
         self.depthwise = keras.Sequential([
             layers.DepthwiseConv2D(3, strides=self.strides, padding="same", use_bias=False),
-            layers.BatchNormalization(),
+            layers.BatchNormalization(synchronized=True),
             layers.ReLU(6.0),
         ])
         self.project = keras.Sequential([
             layers.Conv2D(self.filters, 1, use_bias=False),
-            layers.BatchNormalization(),
+            layers.BatchNormalization(synchronized=True),
         ])
         self.use_residual = self.strides == 1 and channels == self.filters
         self.expand.build(input_shape)

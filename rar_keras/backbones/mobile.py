@@ -43,10 +43,10 @@ class MobileBackbone(keras.Model):
         # Two deconvolutions (the paper's conv6/conv7 -> conv8), each merged with an encoder skip.
         self.up1 = layers.Conv2DTranspose(feature_channels, 4, strides=2, padding="same", use_bias=False)
         self.skip1 = layers.Conv2D(feature_channels, 1, use_bias=False)
-        self.norm1 = layers.BatchNormalization()
+        self.norm1 = layers.BatchNormalization(synchronized=True)
         self.up2 = layers.Conv2DTranspose(feature_channels, 4, strides=2, padding="same", use_bias=False)
         self.skip2 = layers.Conv2D(feature_channels, 1, use_bias=False)
-        self.norm2 = layers.BatchNormalization()
+        self.norm2 = layers.BatchNormalization(synchronized=True)
         self.refine = conv_bn_relu(feature_channels, 3)
         self.heatmap_head = layers.Conv2D(num_landmarks, 1, name="conv8")
 

@@ -1,0 +1,86 @@
+"""Loading a trained model for inference: a preset name or a `.keras` file, safely."""
+
+from __future__ import annotations
+
+import pathlib
+import zipfile
+
+import numpy as np
+
+from datasets.errors import DataError
+from datasets.schemes import get_scheme
+from rar_keras.presets import list_presets, preset_path
+
+
+def load_model(spec: str):
+    """Loads a `RARLandmarker` from a preset name or a `.keras` file, in Keras's safe mode.
+
+    Safe mode refuses files that would run code on load (lambda layers); such a
+    file, a corrupt file or a model of another class gives a DataError naming it.
+    """
+    import keras
+
+    from rar_keras.model import RARLandmarker
+
+    path = pathlib.Path(spec)
+    if not spec.endswith(".keras"):
+        path = preset_path(spec)
+    if not path.is_file():
+        raise DataError(f"{path}: model file not found (expected a .keras file or one of the presets "
+                        f"{list_presets()})")
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a Keras model archive (.keras is a zip file)")
+    try:
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except ValueError as error:
+        if "lambda" in str(error).lower() or "safe_mode" in str(error):
+            raise DataError(f"{path}: refused, the file holds code (a Lambda layer) that safe mode "
+                            "does not run; only load such a file if you trust its source") from error
+        raise DataError(f"{path}: cannot load this model file: {error}") from error
+    if not isinstance(model, RARLandmarker):
+        raise DataError(f"{path}: holds a {type(model).__name__}, expected a rar_keras RARLandmarker")
+    return model
+
+
+class KerasLandmarker:
+    """A loaded model as a function of face crops: uint8/float (N, S, S, 3) RGB -> (N, L, 2) crop pixels.
+
+    Args:
+        model: a `RARLandmarker`.
+        batch_size: crops per forward pass.
+    """
+
+    def __init__(self, model, batch_size: int = 32):
+        self.model = model
+        self.batch_size = batch_size
+        self.input_size = model.config.input_size
+        self.margin = model.config.margin
+        self.scheme = get_scheme(model.config.scheme)
+
+    def _outputs(self, crops, init_mode=None):
+        crops = np.asarray(crops, np.float32)
+        size = self.input_size
+        if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
+            raise DataError(f"crops must be (N, {size}, {size}, 3) RGB, got {crops.shape}")
+        for start in range(0, len(crops), self.batch_size):
+            yield self.model(crops[start:start + self.batch_size], training=False, init_mode=init_mode)
+
+    def __call__(self, crops) -> np.ndarray:
+        parts = [out["landmarks"].numpy() for out in self._outputs(crops)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.scheme.num_points, 2), np.float32)
+
+    def predict_steps(self, crops, init_mode=None) -> dict:
+        """Shapes at every stage: "detected" S_d, "step_0" the start S_0, ..., "step_T"; and "attention"."""
+        collected: dict[str, list] = {}
+        for out in self._outputs(crops, init_mode):
+            steps = out["steps"].numpy()
+            stages = {"detected": out["detected"].numpy(), "attention": out["attention"].numpy()}
+            stages.update({f"step_{t}": steps[:, t] for t in range(steps.shape[1])})
+            for key, value in stages.items():
+                collected.setdefault(key, []).append(value)
+        return {key: np.concatenate(value) for key, value in collected.items()}
+
+
+def load_keras_predictor(spec: str, batch_size: int = 32) -> KerasLandmarker:
+    """A preset name or `.keras` path as a crop-level landmark function."""
+    return KerasLandmarker(load_model(spec), batch_size=batch_size)
