@@ -26,6 +26,9 @@ class RARConfig:
         lstm_units: units of the A-LSTM and R-LSTM cells.
         sip_channels: per-landmark feature size after SIP's projection.
         sip_patch: side of the patch SIP samples around each landmark (1 = the point).
+        heatmap_patch: side of the patch of each landmark's own conv8 probabilities the refiner
+            also reads (0 = none).
+        heatmap_channels: projection size of that patch.
         bank_size: K shapes in the shape bank.
         ransac_pairs: landmark pairs tried as RANSAC hypotheses per bank shape.
         inlier_threshold: inlier distance for the robust start, as a fraction of the face size.
@@ -53,6 +56,8 @@ class RARConfig:
     lstm_units: int = 256
     sip_channels: int = 16
     sip_patch: int = 1
+    heatmap_patch: int = 0
+    heatmap_channels: int = 8
     bank_size: int = 32
     ransac_pairs: int = 24
     inlier_threshold: float = 0.08
@@ -105,15 +110,18 @@ class RARConfig:
         return cls.from_dict(json.loads(pathlib.Path(path).read_text()))
 
 
+MOBILE = RARConfig(lstm_units=128, sip_channels=8, sip_patch=3, heatmap_patch=5,
+                   stages=(("detector", 0.2), ("joint", 0.8)))
+
 # One named configuration per dataset/model pair.
 CONFIGS = {
-    "w300_mobile": RARConfig(scheme="300w68", lstm_units=128, sip_channels=8),
+    "w300_mobile": MOBILE.replace(scheme="300w68"),
     "w300_vgg19": RARConfig(scheme="300w68", backbone="vgg19", input_size=256, heatmap_stride=4,
                             feature_channels=128, lstm_units=512, batch_size=16, learning_rate=5e-4,
                             stages=(("detector", 0.5), ("joint", 0.5))),
-    "cofw_mobile": RARConfig(scheme="cofw29", lstm_units=128, sip_channels=8),
-    "aflw_mobile": RARConfig(scheme="aflw19", lstm_units=128, sip_channels=8),
-    "wflw_mobile": RARConfig(scheme="wflw98", lstm_units=128, sip_channels=8),
+    "cofw_mobile": MOBILE.replace(scheme="cofw29"),
+    "aflw_mobile": MOBILE.replace(scheme="aflw19"),
+    "wflw_mobile": MOBILE.replace(scheme="wflw98"),
     "tiny": RARConfig(scheme="300w68", input_size=64, width=0.25, feature_channels=16, lstm_units=32,
                       sip_channels=4, bank_size=4, ransac_pairs=8, steps=2, batch_size=4),
 }

@@ -51,7 +51,8 @@ class RARLandmarker(keras.Model):
         self.refiner = AttentiveRefiner(num, steps=cfg.steps, lstm_units=cfg.lstm_units,
                                         sip_channels=cfg.sip_channels, sip_patch=cfg.sip_patch,
                                         stride=cfg.heatmap_stride, alpha=cfg.alpha, kappa=cfg.kappa,
-                                        seed=cfg.seed)
+                                        seed=cfg.seed, heatmap_patch=cfg.heatmap_patch,
+                                        heatmap_channels=cfg.heatmap_channels)
         self._trackers = {name: keras.metrics.Mean(name=name) for name in
                           ("loss", "heatmap_loss", "refine_loss", "attention_loss",
                            "nme", "nme_detected", "nme_init")}
@@ -77,7 +78,10 @@ class RARLandmarker(keras.Model):
             features = tf.stop_gradient(features)
         detected, confidence = self.decoder(heatmaps)
         start, bank_index = self.initializer(tf.stop_gradient(detected), mode=init_mode or self.init_mode)
-        refined = self.refiner(features, start, training=training,
+        probabilities = tf.nn.softmax(tf.reshape(heatmaps, [-1, heatmaps.shape[1] * heatmaps.shape[2],
+                                                            heatmaps.shape[3]]), axis=1)
+        probabilities = tf.reshape(probabilities, tf.shape(heatmaps))
+        refined = self.refiner(features, start, heatmaps=tf.stop_gradient(probabilities), training=training,
                                sample_attention=bool(training) and self.config.sample_attention)
         return {"landmarks": refined["shapes"][:, -1], "steps": refined["shapes"], "detected": detected,
                 "confidence": confidence, "attention": refined["centres"],

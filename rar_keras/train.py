@@ -104,7 +104,7 @@ def train(args: argparse.Namespace) -> pathlib.Path:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
         epochs = min(epochs, math.ceil(args.max_steps / steps_per_epoch))
     train_data = train_dataset(train_cache, scheme, config.input_size, config.batch_size,
-                               seed=config.seed).repeat()
+                               seed=config.seed)
     val_data = None
     if val_records:
         val_cache = cache_faces(val_records, config.input_size, config.margin)

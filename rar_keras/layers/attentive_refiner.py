@@ -31,6 +31,9 @@ class AttentiveRefiner(keras.layers.Layer):
         alpha: update step size.
         kappa: peak attention weight.
         seed: seed of the attention sampling in training.
+        heatmap_patch: when > 0, each landmark also reads its own conv8 probabilities in a patch
+            of this side around its current position (where its detector fires, relative to it).
+        heatmap_channels: size of the projection of that patch.
 
     Returns (dict): "shapes" (B, T+1, L, 2) from S_0 to S_T, "centres" (B, T)
     int32, "logits" (B, T, L) attention scores, "gammas" (B, T, L), "scales" (B, T).
@@ -38,13 +41,17 @@ class AttentiveRefiner(keras.layers.Layer):
 
     def __init__(self, num_landmarks: int, steps: int = 3, lstm_units: int = 256, sip_channels: int = 16,
                  sip_patch: int = 1, stride: int = 4, alpha: float = 0.5, kappa: float = 1.0,
-                 seed: int = 0, **kwargs):
+                 seed: int = 0, heatmap_patch: int = 0, heatmap_channels: int = 8, **kwargs):
         super().__init__(**kwargs)
         self.num_landmarks, self.steps, self.lstm_units = num_landmarks, steps, lstm_units
         self.sip_channels, self.sip_patch, self.stride = sip_channels, sip_patch, stride
         self.alpha, self.kappa, self.seed = alpha, kappa, seed
+        self.heatmap_patch, self.heatmap_channels = heatmap_patch, heatmap_channels
         self.sip = ShapeIndexedPooling(stride=stride, patch=sip_patch)
         self.project = layers.Dense(sip_channels, activation="relu", name="sip_projection")
+        if heatmap_patch:
+            self.heatmap_sip = ShapeIndexedPooling(stride=stride, patch=heatmap_patch)
+            self.heatmap_project = layers.Dense(heatmap_channels, name="heatmap_projection")
         self.attention_cell = layers.LSTMCell(lstm_units, name="a_lstm")
         self.attention_head = layers.Dense(num_landmarks, name="attention_scores")
         self.refine_cell = layers.LSTMCell(lstm_units, name="r_lstm")
@@ -54,7 +61,11 @@ class AttentiveRefiner(keras.layers.Layer):
     def build(self, features_shape, init_shape_shape=None):
         sip_size = self.sip_patch ** 2 * int(features_shape[-1])
         self.project.build((None, self.num_landmarks, sip_size))
-        cell_input = self.num_landmarks * (self.sip_channels + 2)
+        per_landmark = self.sip_channels + 2
+        if self.heatmap_patch:
+            self.heatmap_project.build((None, self.num_landmarks, self.heatmap_patch ** 2))
+            per_landmark += self.heatmap_channels
+        cell_input = self.num_landmarks * per_landmark
         self.attention_cell.build((None, cell_input))
         self.refine_cell.build((None, cell_input))
         self.attention_head.build((None, self.lstm_units))
@@ -64,7 +75,14 @@ class AttentiveRefiner(keras.layers.Layer):
         zeros = tf.zeros([batch, self.lstm_units])
         return [zeros, zeros]
 
-    def call(self, features, init_shape, training=None, sample_attention=None):
+    def _own_heatmap_patches(self, heatmaps, shape):
+        """Each landmark's own conv8 probabilities in a patch around its current position, (B, L, P*P)."""
+        sampled = self.heatmap_sip(heatmaps, shape)                   # (B, L, P*P*L)
+        sampled = tf.reshape(sampled, [-1, self.num_landmarks, self.heatmap_patch ** 2, self.num_landmarks])
+        own = tf.eye(self.num_landmarks)[None, :, None, :]
+        return tf.reduce_sum(sampled * own, -1)
+
+    def call(self, features, init_shape, heatmaps=None, training=None, sample_attention=None):
         sample = bool(training) if sample_attention is None else sample_attention
         batch = tf.shape(init_shape)[0]
         attention_state, refine_state = self._zero_state(batch), self._zero_state(batch)
@@ -75,6 +93,9 @@ class AttentiveRefiner(keras.layers.Layer):
             centre, scale = shape_scale(shape)
             normalised = (shape - centre) / scale
             phi = self.project(self.sip(features, shape))             # (B, L, C)
+            if self.heatmap_patch:
+                heat = self.heatmap_project(self._own_heatmap_patches(heatmaps, shape))
+                phi = tf.concat([phi, heat], -1)
             attention_in = tf.reshape(tf.concat([phi, normalised], -1), [batch, -1])
             hidden, attention_state = self.attention_cell(attention_in, attention_state, training=training)
             logits = self.attention_head(hidden)                      # (B, L)
@@ -103,4 +124,5 @@ class AttentiveRefiner(keras.layers.Layer):
         return {**super().get_config(), "num_landmarks": self.num_landmarks, "steps": self.steps,
                 "lstm_units": self.lstm_units, "sip_channels": self.sip_channels,
                 "sip_patch": self.sip_patch, "stride": self.stride, "alpha": self.alpha,
-                "kappa": self.kappa, "seed": self.seed}
+                "kappa": self.kappa, "seed": self.seed, "heatmap_patch": self.heatmap_patch,
+                "heatmap_channels": self.heatmap_channels}
