@@ -1,0 +1,232 @@
+"""The shared evaluation CLI behind `python -m eval.w300`, `eval.cofw`, `eval.aflw`, `eval.wflw`.
+
+Protocol (DESIGN.md section 4): NME per face = mean point-to-point error /
+normaliser, averaged over faces; both "ip" and "io" are always reported, the
+failure rate and AUC at 8 % and 10 % use the benchmark's own normaliser.
+
+Face boxes (`--box`): "gt" (default) the tight box of the ground-truth
+landmarks; "dataset" the box stored with each face; "detector" the YuNet face
+that best overlaps the tight ground-truth box. A face the detector misses (no
+detection with IoU >= eval.detector.MIN_IOU) gets NME = inf: it counts as a
+failure at every threshold and adds zero area to the AUC, but it is left out
+of the mean NMEs (which are over the faces found); metrics.json reports
+`num_missed`.
+
+User errors (DataError, missing files, bad arguments) print one line to
+stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+from datasets.errors import DataError
+from datasets.record import landmark_box
+from datasets.schemes import LandmarkScheme
+from eval import report
+from eval.metrics import FAILURE_THRESHOLDS, NORMALIZER_NAMES, nme, normalizer
+
+EXIT_USER_ERROR = 2
+BATCH_SIZE = 32
+NUM_OVERLAYS = 3            # best and worst faces drawn
+BOX_PROTOCOLS = ("gt", "dataset", "detector")
+MAT_DEFAULT_SPLIT = "test"
+CED_FILE, METRICS_FILE, PER_FACE_FILE = "ced.png", "metrics.json", "per_face.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """Defaults of one benchmark CLI.
+
+    Args:
+        name: printed name, e.g. "300-W".
+        scheme: the landmark scheme of its faces.
+        fr_normalizer: normaliser for failure rate, AUC and CED ("ip", "io" or "box").
+        module: the entry point, e.g. "eval.w300" (for usage lines).
+        normalizers: NMEs reported (per face and mean).
+    """
+
+    name: str
+    scheme: LandmarkScheme
+    fr_normalizer: str
+    module: str
+    normalizers: tuple[str, ...] = ("ip", "io")
+
+
+def build_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
+    """The CLI arguments shared by every benchmark."""
+    parser = argparse.ArgumentParser(prog=f"python -m {benchmark.module}",
+                                     description=f"Evaluate a landmark model on {benchmark.name}.")
+    parser.add_argument("--data", required=True, help="dataset file, or a folder of image + .pts pairs")
+    parser.add_argument("--model", default="mean-shape",
+                        help="'mean-shape', a preset name, or a .keras / .tflite / .onnx file")
+    parser.add_argument("--train-data", help="training set for the mean-shape model")
+    parser.add_argument("--box", choices=BOX_PROTOCOLS, default="gt",
+                        help="face box given to the model (default: tight box of the ground truth)")
+    parser.add_argument("--detector-model", help="YuNet .onnx for --box detector")
+    parser.add_argument("--split", choices=("train", "test"), help="split of a .mat file (default test)")
+    parser.add_argument("--image-root", help="folder that image paths in the annotation file are relative to")
+    parser.add_argument("--margin", type=float,
+                        help="crop margin of a crop model (default: the one stored in the model file)")
+    parser.add_argument("--per-step", action="store_true", help="also report NME after each RAR stage")
+    parser.add_argument("--out", required=True, help="output folder")
+    return parser
+
+
+def _load_faces(args, benchmark: Benchmark):
+    if not os.path.exists(args.data):
+        raise DataError(f"--data {args.data}: no such file or folder")
+    from datasets.loaders import load_records
+
+    split = args.split or (MAT_DEFAULT_SPLIT if args.data.lower().endswith(".mat") else None)
+    records = load_records(args.data, split=split, image_root=args.image_root)
+    if not records:
+        raise DataError(f"--data {args.data}: no annotated faces found")
+    num = benchmark.scheme.num_points
+    wrong = [r for r in records if r.landmarks.shape[0] != num]
+    if wrong:
+        raise DataError(f"--data {args.data}: {wrong[0].path} has {wrong[0].landmarks.shape[0]} landmarks; "
+                        f"{benchmark.name} ({benchmark.scheme.name}) needs {num}")
+    return records
+
+
+def _boxes(args, records, progress) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4) boxes for the model and (N,) bool: face found."""
+    tight = np.stack([landmark_box(r.landmarks) for r in records])
+    found = np.ones(len(records), dtype=bool)
+    if args.box == "gt":
+        return tight, found
+    if args.box == "dataset":
+        return np.stack([r.box for r in records]), found
+    from eval.detector import YuNetDetector
+
+    detector = YuNetDetector(args.detector_model)
+    boxes = tight.copy()
+    for i, record in enumerate(progress(records, desc="detecting", unit="face")):
+        match = detector.match(record.image, tight[i])
+        if match is None:
+            found[i] = False
+        else:
+            boxes[i] = match
+    return boxes, found
+
+
+def has_steps(predictor) -> bool:
+    """Whether `predictor.predict_steps` gives per-stage landmarks."""
+    return bool(getattr(predictor, "has_steps", hasattr(predictor, "predict_steps")))
+
+
+def _predict(predictor, records, boxes, indices, progress, per_step: bool):
+    """Predictions (N, L, 2) (NaN where not predicted) and per-stage predictions when asked and available."""
+    preds = np.full((len(records), records[0].landmarks.shape[0], 2), np.nan, np.float32)
+    steps: dict[str, np.ndarray] = {}
+    with_steps = per_step and has_steps(predictor)
+    bar = progress(total=len(indices), desc="predicting", unit="face")
+    for start in range(0, len(indices), BATCH_SIZE):
+        chunk = indices[start:start + BATCH_SIZE]
+        images = [records[i].image for i in chunk]
+        preds[chunk] = predictor.predict(images, boxes[chunk])
+        if with_steps:
+            for stage, points in predictor.predict_steps(images, boxes[chunk]).items():
+                steps.setdefault(stage, np.full_like(preds, np.nan))[chunk] = points
+        bar.update(len(chunk))
+    bar.close()
+    return preds, (steps if with_steps else None)
+
+
+def _face_nmes(preds, gt, records, benchmark: Benchmark, found) -> dict[str, np.ndarray]:
+    dataset_boxes = np.stack([r.box for r in records])
+    out = {}
+    for kind in benchmark.normalizers:
+        values = nme(np.where(np.isfinite(preds), preds, 0.0), gt,
+                     normalizer(gt, benchmark.scheme, kind, boxes=dataset_boxes))
+        out[kind] = np.where(found, values, np.inf)
+    return out
+
+
+def _save_overlays(out_dir: pathlib.Path, records, preds, boxes, errors, found, scheme) -> list[str]:
+    from eval.plots import save_overlay
+
+    order = [i for i in np.argsort(errors, kind="stable") if found[i]]
+    chosen = [("best", i) for i in order[:NUM_OVERLAYS]] + [("worst", i) for i in order[::-1][:NUM_OVERLAYS]]
+    written = []
+    for rank, (tag, i) in enumerate(chosen):
+        name = f"{tag}_{rank % NUM_OVERLAYS + 1}_{pathlib.Path(records[i].path).stem}.png"
+        save_overlay(out_dir / name, records[i].image, preds[i], records[i].landmarks, scheme,
+                     caption=f"NME {errors[i] * 100:.2f} %", box=boxes[i])
+        written.append(name)
+    return written
+
+
+def evaluate(args, benchmark: Benchmark) -> dict:
+    """Runs one evaluation and writes the report files; returns the metrics dict."""
+    from tqdm import tqdm
+
+    from eval.models import load_predictor
+    from eval.plots import save_ced_plot
+
+    def progress(*a, **kw):
+        return tqdm(*a, file=sys.stderr, dynamic_ncols=True, **kw)
+
+    if args.box == "detector" and not args.detector_model:
+        raise DataError("--box detector needs --detector-model PATH (a YuNet .onnx)")
+    records = _load_faces(args, benchmark)
+    predictor = load_predictor(args.model, benchmark.scheme, args.train_data, args.data, args.margin)
+    out_dir = pathlib.Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    boxes, found = _boxes(args, records, progress)
+    preds, steps = _predict(predictor, records, boxes, np.flatnonzero(found), progress, args.per_step)
+    gt = np.stack([r.landmarks for r in records])
+    nmes = _face_nmes(preds, gt, records, benchmark, found)
+    summary = report.summarize(nmes, benchmark.fr_normalizer)
+    metrics = {**summary, "num_faces": len(records), "num_missed": int((~found).sum()),
+               "benchmark": benchmark.name, "scheme": benchmark.scheme.name, "data": args.data,
+               "model": args.model, "box_protocol": args.box, "fr_normalizer": benchmark.fr_normalizer,
+               "normalizers": {k: NORMALIZER_NAMES[k] for k in benchmark.normalizers},
+               "thresholds": list(FAILURE_THRESHOLDS), "units": "fractions (x100 for %)"}
+    if steps is not None:
+        metrics["per_step"] = {stage: {f"nme_{k}": report.mean_finite(v) for k, v in
+                                       _face_nmes(points, gt, records, benchmark, found).items()}
+                               for stage, points in steps.items()}
+
+    fr_kind = benchmark.fr_normalizer
+    report.write_json(out_dir / METRICS_FILE, metrics)
+    report.write_per_face_csv(out_dir / PER_FACE_FILE, [r.path for r in records], nmes, found)
+    save_ced_plot({f"{args.model}, NME {k} ({NORMALIZER_NAMES[k]})": v for k, v in nmes.items()},
+                  max(FAILURE_THRESHOLDS), out_dir / CED_FILE, title=f"{benchmark.name}, box: {args.box}")
+    _save_overlays(out_dir, records, preds, boxes, nmes[fr_kind], found, benchmark.scheme)
+    return metrics
+
+
+def _print_results(metrics: dict, args, benchmark: Benchmark) -> None:
+    missed = f", {metrics['num_missed']} missed by the detector" if metrics["num_missed"] else ""
+    title = (f"{benchmark.name}: {metrics['num_faces']} faces{missed} | model {args.model} | "
+             f"box: {args.box} | {args.data}")
+    print(report.format_table(metrics, title, benchmark.fr_normalizer))
+    if args.per_step:
+        if "per_step" in metrics:
+            steps = {stage: {k[4:]: v for k, v in values.items()} for stage, values in metrics["per_step"].items()}
+            print(report.format_steps_table(steps))
+        else:
+            print(f"per-step NME: unavailable for model {args.model} (it has no predict_steps)")
+    print(f"wrote {args.out}/{{{METRICS_FILE}, {PER_FACE_FILE}, {CED_FILE}, overlays}}")
+
+
+def main(benchmark: Benchmark, argv: Optional[Sequence[str]] = None) -> int:
+    """Parses `argv`, evaluates, prints the table; returns the exit code."""
+    args = build_parser(benchmark).parse_args(argv)
+    try:
+        metrics = evaluate(args, benchmark)
+    except (DataError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    _print_results(metrics, args, benchmark)
+    return 0

@@ -1,0 +1,166 @@
+"""Crop models exported to LiteRT (.tflite) and ONNX (.onnx), as `crop_fn`s for CropPredictor.
+
+Contract with `export/`: the model takes one face crop (N, S, S, 3) RGB in
+pixel values 0..255 (uint8, or float32 holding the same values; NCHW is
+recognised too) and returns landmarks in crop pixels as an output named
+"landmarks" (else the first output of shape (N, L, 2)). An optional
+`margin` (crop context, see `datasets.geometry.crop_matrix`) is read from
+the TFLite metadata (an entry named "margin" holding the number as text, or
+any entry holding a JSON object with a "margin" key) or from the ONNX
+`metadata_props` key "margin".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Callable, Optional
+
+import numpy as np
+
+from datasets.errors import DataError
+
+LANDMARKS_OUTPUT = "landmarks"
+MARGIN_KEY = "margin"
+
+
+@dataclasses.dataclass
+class CropModel:
+    """A loaded crop model.
+
+    Args:
+        crop_fn: crops (N, S, S, 3) uint8 -> (N, L, 2) crop pixels.
+        input_size: S.
+        num_points: L.
+        margin: the margin stored in the file, or None.
+    """
+
+    crop_fn: Callable[[np.ndarray], np.ndarray]
+    input_size: int
+    num_points: int
+    margin: Optional[float]
+
+
+def _parse_margin(text: str) -> Optional[float]:
+    try:
+        value = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(value, dict):
+        value = value.get(MARGIN_KEY)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _tflite_margin(path: str) -> Optional[float]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    raw = open(path, "rb").read()
+    model = schema.Model.GetRootAs(raw, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        buffer = model.Buffers(entry.Buffer())
+        if buffer.DataLength() > 0:
+            data = buffer.DataAsNumpy().tobytes()
+        elif buffer.Offset() > 1:
+            data = raw[buffer.Offset():buffer.Offset() + buffer.Size()]
+        else:
+            continue
+        name = (entry.Name() or b"").decode("utf-8", "replace")
+        margin = _parse_margin(data.decode("utf-8", "replace").strip("\x00 \n"))
+        if margin is not None and (name == MARGIN_KEY or data.lstrip().startswith(b"{")):
+            return margin
+    return None
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(detail["dtype"], np.integer) and scale != 0.0:
+        info = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
+    return x.astype(detail["dtype"])
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(y.dtype, np.integer) and scale != 0.0:
+        return (y.astype(np.float32) - zero_point) * scale
+    return y.astype(np.float32)
+
+
+def _pick_output(details: list[dict], name_of) -> dict:
+    for detail in details:
+        if LANDMARKS_OUTPUT in name_of(detail):
+            return detail
+    for detail in details:
+        shape = list(detail["shape"] if detail["shape"] is not None else [])
+        if len(shape) == 3 and shape[-1] == 2:
+            return detail
+    if len(details) == 1:
+        return details[0]
+    raise DataError(f"no output named {LANDMARKS_OUTPUT!r} or of shape (1, L, 2) among "
+                    f"{[name_of(d) for d in details]}")
+
+
+def load_tflite(path: str) -> CropModel:
+    """Loads a .tflite crop model with LiteRT; runs it one crop at a time."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=path)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise DataError(f"{path}: not a loadable TFLite model ({err})") from None
+    (input_detail, *_) = interpreter.get_input_details()
+    output_detail = _pick_output(interpreter.get_output_details(), lambda d: d["name"])
+    size = int(input_detail["shape"][1])
+    num_points = int(output_detail["shape"][1])
+
+    def crop_fn(crops: np.ndarray) -> np.ndarray:
+        out = []
+        for crop in crops:
+            interpreter.set_tensor(input_detail["index"], _quantize(crop[None].astype(np.float32), input_detail))
+            interpreter.invoke()
+            out.append(_dequantize(interpreter.get_tensor(output_detail["index"]), output_detail)[0])
+        return np.stack(out)
+
+    return CropModel(crop_fn, size, num_points, _tflite_margin(path))
+
+
+_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
+
+
+def load_onnx(path: str) -> CropModel:
+    """Loads an .onnx crop model with onnxruntime (CPU); batches when the batch axis is free."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise DataError(f"{path}: not a loadable ONNX model ({err})") from None
+    input_meta = session.get_inputs()[0]
+    shape = list(input_meta.shape)
+    channels_first = shape[1] == 3 and shape[-1] != 3
+    size = int(shape[2] if channels_first else shape[1])
+    dtype = _ONNX_TYPES.get(input_meta.type, np.float32)
+    outputs = [{"name": o.name, "shape": o.shape} for o in session.get_outputs()]
+    output = _pick_output(outputs, lambda d: d["name"])
+    fixed_batch = isinstance(shape[0], int) and shape[0] == 1
+    margin_text = session.get_modelmeta().custom_metadata_map.get(MARGIN_KEY)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        x = batch.transpose(0, 3, 1, 2) if channels_first else batch
+        return session.run([output["name"]], {input_meta.name: x.astype(dtype)})[0]
+
+    out_shape = list(output["shape"] or [])
+    if len(out_shape) == 3 and isinstance(out_shape[1], int):
+        num_points = out_shape[1]
+    else:  # symbolic output shape: ask the model once
+        num_points = int(np.shape(run(np.zeros((1, size, size, 3), np.uint8)))[1])
+
+    def crop_fn(crops: np.ndarray) -> np.ndarray:
+        if fixed_batch:
+            return np.concatenate([run(crop[None]) for crop in crops]).astype(np.float32)
+        return np.asarray(run(crops), dtype=np.float32)
+
+    margin = _parse_margin(margin_text) if margin_text is not None else None
+    return CropModel(crop_fn, size, num_points, margin)
