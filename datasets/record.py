@@ -22,6 +22,8 @@ class FaceRecord:
         path: where the image came from (for error messages and reports).
         visibility: optional (L,) float32, 1 = visible, 0 = occluded.
         scheme: landmark scheme name, e.g. "300w68".
+        attributes: optional per-face metadata from the annotation file, e.g.
+            WFLW's pose/expression/... flags or AFLW's `box_size`.
     """
 
     image: np.ndarray
@@ -30,6 +32,7 @@ class FaceRecord:
     path: str
     visibility: Optional[np.ndarray] = None
     scheme: str = ""
+    attributes: Optional[dict] = None
 
     def __post_init__(self):
         self.landmarks = np.asarray(self.landmarks, dtype=np.float32)
@@ -58,6 +61,24 @@ def check_box(box: np.ndarray, image_hw: tuple[int, int], source: str) -> np.nda
     if x1 < 0 or y1 < 0 or x0 > w - 1 or y0 > h - 1:
         raise DataError(f"{source}: face box {box.tolist()} lies outside the {w}x{h} image")
     return box
+
+
+# MATLAB (and the 300-W / COFW annotation tools) count pixels from 1.
+MATLAB_FIRST_PIXEL = 1.0
+
+
+def from_one_based(coords: np.ndarray) -> np.ndarray:
+    """Converts 1-based (MATLAB) pixel coordinates to 0-based ones, as float32.
+
+    The single place where 300-W `.pts` files and COFW `.mat` files are moved
+    to the 0-based convention of `FaceRecord`.
+    """
+    return (np.asarray(coords, dtype=np.float64) - MATLAB_FIRST_PIXEL).astype(np.float32)
+
+
+def xywh_to_corners(x: float, y: float, width: float, height: float) -> np.ndarray:
+    """An (x, y, width, height) box as (x0, y0, x1, y1) float32, with x1 = x + width."""
+    return np.array([x, y, x + width, y + height], dtype=np.float32)
 
 
 def landmark_box(landmarks: np.ndarray) -> np.ndarray:

@@ -19,7 +19,9 @@ class AttentiveRefiner(keras.layers.Layer):
     in training, argmax otherwise). Weights
     `gamma_l = kappa * exp(-||S_l - S_c*||^2 / (4 D^2))` (D: the shape's RMS
     radius) scale each landmark's features for the refinement cell (R-LSTM),
-    and `Delta S = alpha * gamma * D * R-LSTM(...)`.
+    and `Delta S = alpha * gamma * D * (R-LSTM(...) + local)`, where `local` is a
+    per-landmark linear read-out of that landmark's own features (the R-LSTM's
+    state is a bottleneck for L independent point offsets).
 
     Args:
         num_landmarks: L.
@@ -70,6 +72,10 @@ class AttentiveRefiner(keras.layers.Layer):
         self.refine_cell.build((None, cell_input))
         self.attention_head.build((None, self.lstm_units))
         self.refine_head.build((None, self.lstm_units))
+        # Per-landmark linear read-out of each landmark's own features: a local path beside the
+        # R-LSTM, whose hidden state is too narrow to carry every point's own offset.
+        self.local_kernel = self.add_weight(shape=(self.num_landmarks, per_landmark - 2, 2),
+                                            initializer="zeros", name="local_update")
 
     def _zero_state(self, batch):
         zeros = tf.zeros([batch, self.lstm_units])
@@ -109,7 +115,8 @@ class AttentiveRefiner(keras.layers.Layer):
                                         / (4.0 * tf.square(scale[..., 0])))          # (B, L)
             refine_in = tf.reshape(tf.concat([gamma[..., None] * phi, normalised], -1), [batch, -1])
             hidden, refine_state = self.refine_cell(refine_in, refine_state, training=training)
-            update = tf.reshape(self.refine_head(hidden), [batch, self.num_landmarks, 2])
+            local = tf.reduce_sum(phi[..., None] * self.local_kernel, axis=2)          # (B, L, 2)
+            update = tf.reshape(self.refine_head(hidden), [batch, self.num_landmarks, 2]) + local
             shape = shape + self.alpha * gamma[..., None] * scale * update
             shapes.append(shape)
             centres.append(chosen)
