@@ -28,30 +28,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_train_faces(root: pathlib.Path):
     """The 300-W training faces under `root` (afw, helen/trainset, lfpw/trainset)."""
-    try:
-        from datasets.w300 import load_folder
-    except ImportError:  # TEMPORARY until datasets.w300 lands
-        load_folder = _load_pts_folder
+    from datasets.w300 import load_folder
+
     records = []
     for folder in TRAIN_FOLDERS:
         records.extend(load_folder(root / folder))
-    return records
-
-
-def _load_pts_folder(folder):
-    import cv2
-    import numpy as np
-
-    from datasets.record import FaceRecord, landmark_box
-
-    records = []
-    for pts in sorted(pathlib.Path(folder).glob("*.pts")):
-        text = pts.read_text()
-        body = text[text.index("{") + 1:text.index("}")]
-        points = np.array(body.split(), np.float32).reshape(-1, 2) - 1.0
-        image_path = next(p for p in pts.parent.glob(pts.stem + ".*") if p.suffix != ".pts")
-        image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
-        records.append(FaceRecord(image, points, landmark_box(points), str(image_path), scheme="300w68"))
     return records
 
 

@@ -111,19 +111,24 @@ class _Model:
     """One BlazeFace variant loaded in a LiteRT interpreter: image -> raw (unadjusted) boxes, scores."""
 
     def __init__(self, variant: Variant, num_threads: int):
+        self.path = os.path.join(model_dir(), variant.file)
+        if not os.path.isfile(self.path):
+            raise DataError(f"{self.path}: BlazeFace model missing; reinstall {PIP_NAME}")
+        self.variant = variant
+        self.num_threads = num_threads
+        self.anchors = ssd_anchors(variant.input_size, variant.layers)
+        self._interpreter = None
+
+    def _load(self) -> None:
+        """Creates the interpreter on first use (a caller giving its own boxes never pays for it)."""
         from ai_edge_litert.interpreter import Interpreter
 
-        path = os.path.join(model_dir(), variant.file)
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: BlazeFace model missing; reinstall {PIP_NAME}")
-        self.variant = variant
-        self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self._interpreter = Interpreter(model_path=self.path, num_threads=self.num_threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = self._interpreter.get_output_details()
         self._regressors = next(o["index"] for o in outputs if o["shape"][-1] == REGRESSOR_WIDTH)
         self._classifiers = next(o["index"] for o in outputs if o["shape"][-1] == 1)
-        self.anchors = ssd_anchors(variant.input_size, variant.layers)
 
     def _letterbox(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Square model input, and (scale, offset) with input = image * scale + offset (pixel edges)."""
@@ -141,6 +146,8 @@ class _Model:
         return canvas, np.array([new_w / w, new_h / h]), np.array([left, top], np.float64)
 
     def detect(self, image: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        if self._interpreter is None:
+            self._load()
         size = self.variant.input_size
         tensor, scale, offset = self._letterbox(image)
         self._interpreter.set_tensor(self._input, tensor[None])

@@ -17,6 +17,8 @@ class RARConfig:
         margin: context around the face box when cropping (fraction of its longer side).
         backbone: "mobile" (trains on CPUs) or "vgg19" (the paper's, for GPUs).
         width: channel multiplier of the backbone.
+        batch_norm_momentum: moving-average momentum of the backbone's batch norms (lower for
+            short runs, so inference statistics catch up).
         heatmap_stride: input pixels per heatmap cell (conv8 resolution).
         feature_channels: channels of the features sampled by SIP.
         steps: number T of attentive refinement steps.
@@ -47,6 +49,7 @@ class RARConfig:
     margin: float = 0.25
     backbone: str = "mobile"
     width: float = 1.0
+    batch_norm_momentum: float = 0.99
     heatmap_stride: int = 4
     feature_channels: int = 64
     steps: int = 3
@@ -122,7 +125,7 @@ CONFIGS = {
     "cofw_mobile": MOBILE.replace(scheme="cofw29"),
     "aflw_mobile": MOBILE.replace(scheme="aflw19"),
     "wflw_mobile": MOBILE.replace(scheme="wflw98"),
-    "tiny": RARConfig(scheme="300w68", input_size=64, width=0.25, feature_channels=16, lstm_units=32,
+    "tiny": RARConfig(scheme="300w68", input_size=64, width=0.25, batch_norm_momentum=0.8, feature_channels=16, lstm_units=32,
                       sip_channels=4, bank_size=4, ransac_pairs=8, steps=2, batch_size=4),
 }
 

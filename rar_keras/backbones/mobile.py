@@ -22,32 +22,34 @@ class MobileBackbone(keras.Model):
         feature_channels: channels of the features returned for SIP.
         heatmap_stride: output stride of features and heatmaps (4).
         width: channel multiplier.
+        momentum: batch-norm moving-average momentum.
 
     Example:
         >>> features, heatmaps = MobileBackbone(68)(images_in_minus1_1)
     """
 
     def __init__(self, num_landmarks: int, feature_channels: int = 64, heatmap_stride: int = 4,
-                 width: float = 1.0, **kwargs):
+                 width: float = 1.0, momentum: float = 0.99, **kwargs):
         super().__init__(**kwargs)
+        self.momentum = momentum
         if heatmap_stride != 4:
             raise ValueError("MobileBackbone produces stride-4 heatmaps; set heatmap_stride=4")
         self.num_landmarks, self.feature_channels = num_landmarks, feature_channels
         self.heatmap_stride, self.width = heatmap_stride, width
-        self.stem = conv_bn_relu(scaled(32, width), 3, strides=2)
+        self.stem = conv_bn_relu(scaled(32, width), 3, strides=2, momentum=momentum)
         self.stages = []
         for channels, stride, repeats in ENCODER_STAGES:
-            blocks = [InvertedResidual(scaled(channels, width), stride if i == 0 else 1)
+            blocks = [InvertedResidual(scaled(channels, width), stride if i == 0 else 1, momentum=momentum)
                       for i in range(repeats)]
             self.stages.append(keras.Sequential(blocks))
         # Two deconvolutions (the paper's conv6/conv7 -> conv8), each merged with an encoder skip.
         self.up1 = layers.Conv2DTranspose(feature_channels, 4, strides=2, padding="same", use_bias=False)
         self.skip1 = layers.Conv2D(feature_channels, 1, use_bias=False)
-        self.norm1 = layers.BatchNormalization(synchronized=True)
+        self.norm1 = layers.BatchNormalization(momentum=momentum, synchronized=True)
         self.up2 = layers.Conv2DTranspose(feature_channels, 4, strides=2, padding="same", use_bias=False)
         self.skip2 = layers.Conv2D(feature_channels, 1, use_bias=False)
-        self.norm2 = layers.BatchNormalization(synchronized=True)
-        self.refine = conv_bn_relu(feature_channels, 3)
+        self.norm2 = layers.BatchNormalization(momentum=momentum, synchronized=True)
+        self.refine = conv_bn_relu(feature_channels, 3, momentum=momentum)
         self.heatmap_head = layers.Conv2D(num_landmarks, 1, name="conv8")
 
     def call(self, images, training=None):
@@ -67,4 +69,4 @@ class MobileBackbone(keras.Model):
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks,
                 "feature_channels": self.feature_channels, "heatmap_stride": self.heatmap_stride,
-                "width": self.width}
+                "width": self.width, "momentum": self.momentum}

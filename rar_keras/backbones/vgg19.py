@@ -20,18 +20,20 @@ class VGG19Backbone(keras.Model):
         feature_channels: channels of the features returned for SIP.
         heatmap_stride: output stride (4: two deconvolutions undo two of four pools).
         width: channel multiplier (1.0 is the paper's).
+        momentum: batch-norm moving-average momentum.
     """
 
     def __init__(self, num_landmarks: int, feature_channels: int = 128, heatmap_stride: int = 4,
-                 width: float = 1.0, **kwargs):
+                 width: float = 1.0, momentum: float = 0.99, **kwargs):
         super().__init__(**kwargs)
+        self.momentum = momentum
         if heatmap_stride != 4:
             raise ValueError("VGG19Backbone produces stride-4 heatmaps; set heatmap_stride=4")
         self.num_landmarks, self.feature_channels = num_landmarks, feature_channels
         self.heatmap_stride, self.width = heatmap_stride, width
         blocks = []
         for channels, convs in VGG19_BLOCKS:
-            blocks += [conv_bn_relu(scaled(channels, width), 3) for _ in range(convs)]
+            blocks += [conv_bn_relu(scaled(channels, width), 3, momentum=momentum) for _ in range(convs)]
             blocks.append(layers.MaxPooling2D(2))
         self.encoder = keras.Sequential(blocks)
         self.deconv6 = layers.Conv2DTranspose(scaled(256, width), 4, strides=2, padding="same",
@@ -48,4 +50,4 @@ class VGG19Backbone(keras.Model):
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks,
                 "feature_channels": self.feature_channels, "heatmap_stride": self.heatmap_stride,
-                "width": self.width}
+                "width": self.width, "momentum": self.momentum}

@@ -59,6 +59,11 @@ class AttentiveRefiner(keras.layers.Layer):
         self.refine_cell = layers.LSTMCell(lstm_units, name="r_lstm")
         self.refine_head = layers.Dense(2 * num_landmarks, kernel_initializer="zeros", name="shape_update")
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Per-landmark linear read-out of each landmark's own features: a local path beside the
+        # R-LSTM, whose hidden state is too narrow to carry every point's own offset.
+        own_features = sip_channels + (heatmap_channels if heatmap_patch else 0)
+        self.local_kernel = self.add_weight(shape=(num_landmarks, own_features, 2), initializer="zeros",
+                                            name="local_update")
 
     def build(self, features_shape, init_shape_shape=None):
         sip_size = self.sip_patch ** 2 * int(features_shape[-1])
@@ -72,10 +77,7 @@ class AttentiveRefiner(keras.layers.Layer):
         self.refine_cell.build((None, cell_input))
         self.attention_head.build((None, self.lstm_units))
         self.refine_head.build((None, self.lstm_units))
-        # Per-landmark linear read-out of each landmark's own features: a local path beside the
-        # R-LSTM, whose hidden state is too narrow to carry every point's own offset.
-        self.local_kernel = self.add_weight(shape=(self.num_landmarks, per_landmark - 2, 2),
-                                            initializer="zeros", name="local_update")
+
 
     def _zero_state(self, batch):
         zeros = tf.zeros([batch, self.lstm_units])
