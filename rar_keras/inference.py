@@ -9,11 +9,11 @@ import numpy as np
 
 from datasets.errors import DataError
 from datasets.schemes import get_scheme
-from rar_keras.presets import list_presets, preset_path
+from rar_keras.presets import is_preset_folder, list_presets, load_preset
 
 
 def load_model(spec: str):
-    """Loads a `RARLandmarker` from a preset name or a `.keras` file, in Keras's safe mode.
+    """Loads a `RARLandmarker` from a preset (name or folder) or a `.keras` file, in Keras's safe mode.
 
     Safe mode refuses files that would run code on load (lambda layers); such a
     file, a corrupt file or a model of another class gives a DataError naming it.
@@ -23,11 +23,11 @@ def load_model(spec: str):
     from rar_keras.model import RARLandmarker
 
     path = pathlib.Path(spec)
-    if not spec.endswith(".keras"):
-        path = preset_path(spec)
+    if spec in list_presets() or is_preset_folder(path):
+        return load_preset(spec)
     if not path.is_file():
-        raise DataError(f"{path}: model file not found (expected a .keras file or one of the presets "
-                        f"{list_presets()})")
+        raise DataError(f"{path}: model file not found (expected a .keras file, a preset folder or one "
+                        f"of the shipped presets: {', '.join(list_presets()) or 'none'})")
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path}: not a Keras model archive (.keras is a zip file)")
     try:

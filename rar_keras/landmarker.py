@@ -147,12 +147,12 @@ def image_files(folder) -> list[str]:
 def load_crop_model(spec: str, batch_size: int = DEFAULT_BATCH_SIZE):
     """`rar_keras.inference.load_keras_predictor`, with a clear error for an unknown preset name."""
     from rar_keras.inference import load_keras_predictor
-    from rar_keras.presets import list_presets
+    from rar_keras.presets import is_preset_folder, list_presets
 
     spec = os.fspath(spec)
     shipped = ", ".join(list_presets()) or "none yet"
-    if not spec.endswith(MODEL_SUFFIX) and spec not in list_presets():
-        raise DataError(f"model {spec!r}: not a {MODEL_SUFFIX} file and not a shipped preset "
+    if not spec.endswith(MODEL_SUFFIX) and spec not in list_presets() and not is_preset_folder(spec):
+        raise DataError(f"model {spec!r}: not a {MODEL_SUFFIX} file, a preset folder or a shipped preset "
                         f"(available presets: {shipped})")
     if spec.endswith(MODEL_SUFFIX) and not os.path.isfile(spec):   # checked before TensorFlow loads
         raise DataError(f"model {spec}: no such file (give a {MODEL_SUFFIX} file or a preset: {shipped})")
