@@ -3,7 +3,8 @@
 Contract with `export/`: the model takes one face crop (N, S, S, 3) RGB in
 pixel values 0..255 (uint8, or float32 holding the same values; NCHW is
 recognised too) and returns landmarks in crop pixels as an output named
-"landmarks" (else the first output of shape (N, L, 2)). An optional
+"landmarks" (a TFLite signature output name counts; else the first output of
+shape (N, L, 2)). An optional
 `margin` (crop context, see `datasets.geometry.crop_matrix`) is read from
 the TFLite metadata (an entry named "margin" holding the number as text, or
 any entry holding a JSON object with a "margin" key) or from the ONNX
@@ -111,7 +112,13 @@ def load_tflite(path: str) -> CropModel:
     except (ValueError, RuntimeError) as err:
         raise DataError(f"{path}: not a loadable TFLite model ({err})") from None
     (input_detail, *_) = interpreter.get_input_details()
-    output_detail = _pick_output(interpreter.get_output_details(), lambda d: d["name"])
+    # Converted files name tensors after graph ops; their signature names the outputs (export/).
+    signature_names = {}
+    for key in interpreter.get_signature_list():
+        outputs = interpreter.get_signature_runner(key).get_output_details()
+        signature_names.update({detail["index"]: name for name, detail in outputs.items()})
+    output_detail = _pick_output(interpreter.get_output_details(),
+                                 lambda d: signature_names.get(d["index"], d["name"]))
     size = int(input_detail["shape"][1])
     num_points = int(output_detail["shape"][1])
 

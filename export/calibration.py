@@ -1,0 +1,45 @@
+"""Calibration crops for int8: real faces from the input pipeline, one at a time (batch 1).
+
+Faces come from any dataset `datasets.loaders.load_records` reads (a 300-W
+folder of image + .pts pairs, a COFW .mat, ...), cut exactly like evaluation
+crops by `datasets.pipeline.eval_dataset` (the model's input size and margin).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from datasets.errors import DataError
+
+DEFAULT_CALIBRATION_SIZE = 100
+
+
+def calibration_crops(path, size: int, margin: float, limit: int = DEFAULT_CALIBRATION_SIZE,
+                      seed: int = 0) -> np.ndarray:
+    """Up to `limit` face crops (N, size, size, 3) float32 RGB 0..255 from the dataset at `path`.
+
+    A seeded random subset when the dataset has more faces than `limit`, so the
+    calibration covers the whole set rather than its first folder.
+    """
+    return calibration_faces(path, size, margin, limit, seed)[0]
+
+
+def calibration_faces(path, size: int, margin: float, limit: int = DEFAULT_CALIBRATION_SIZE,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """As `calibration_crops`, with the landmarks in crop pixels (for accuracy checks)."""
+    from datasets.loaders import load_records
+    from datasets.pipeline import eval_dataset
+
+    if limit <= 0:
+        raise DataError(f"calibration size must be positive, got {limit}")
+    records = load_records(path)
+    if not records:
+        raise DataError(f"{path}: no faces found")
+    if len(records) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(records), limit, replace=False))
+        records = [records[i] for i in keep]
+    crops, points = [], []
+    for images, landmarks, _ in eval_dataset(records, size, 1, margin):
+        crops.append(images.numpy()[0])
+        points.append(landmarks.numpy()[0])
+    return np.stack(crops).astype(np.float32), np.stack(points).astype(np.float32)

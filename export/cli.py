@@ -1,0 +1,136 @@
+"""`python -m export`: a trained model (preset or .keras) to one .tflite or .onnx file.
+
+    python -m export --model rar_300w --format tflite --quantize int8 \\
+        --calibration ../shared/data/300w/lfpw/trainset --out rar_300w_int8.tflite
+
+User errors (missing model file, unknown format, int8 without calibration
+data) print one line on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+
+FORMATS = ("tflite", "onnx")
+QUANTIZE = ("none", "fp16", "dynamic", "int8")
+INT8_SCHEMES = ("cnn_dense", "cnn", "cnn_heads", "full")  # export.tflite.INT8_SCHEMES, first = default
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its inputs: one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m export", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="a preset name or a .keras file")
+    parser.add_argument("--format", required=True, help="tflite or onnx")
+    parser.add_argument("--quantize", default="none", help="none, fp16, dynamic or int8 (TFLite only)")
+    parser.add_argument("--out", required=True, help="the file to write (.tflite or .onnx)")
+    parser.add_argument("--calibration", default=None,
+                        help="int8: a dataset of real faces (e.g. a 300-W folder of image + .pts pairs)")
+    parser.add_argument("--calibration-size", type=int, default=100, help="int8: faces used to calibrate")
+    parser.add_argument("--int8-scheme", default=INT8_SCHEMES[0],
+                        help="int8: what stays float: cnn_dense (default; the geometric head, its matrix "
+                             "products in int8), cnn (the whole head), cnn_heads (also conv8 and the SIP "
+                             "features), full (nothing)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="fixed batch size of the input (default 1 for TFLite, free for ONNX; 0 = free)")
+    return parser
+
+
+def _check_args(args) -> None:
+    if args.format not in FORMATS:
+        raise UsageError(f"--format {args.format!r}: unknown format, use one of {', '.join(FORMATS)}")
+    if args.quantize not in QUANTIZE:
+        raise UsageError(f"--quantize {args.quantize!r}: use one of {', '.join(QUANTIZE)}")
+    if args.format == "onnx" and args.quantize != "none":
+        raise UsageError(f"--quantize {args.quantize}: ONNX export is float32 only (use --format tflite)")
+    if args.int8_scheme not in INT8_SCHEMES:
+        raise UsageError(f"--int8-scheme {args.int8_scheme!r}: use one of {', '.join(INT8_SCHEMES)}")
+    if args.quantize == "int8" and not args.calibration:
+        raise UsageError("--quantize int8 needs --calibration DATA (real faces, e.g. a 300-W folder)")
+    if args.calibration and not os.path.exists(args.calibration):
+        raise UsageError(f"--calibration {args.calibration}: no such file or folder")
+    if args.calibration_size <= 0:
+        raise UsageError(f"--calibration-size must be positive, got {args.calibration_size}")
+    suffix = pathlib.Path(args.out).suffix.lower()
+    if suffix != f".{args.format}":
+        raise UsageError(f"--out {args.out}: expected a .{args.format} file for --format {args.format}")
+    from rar_keras.presets import is_preset_folder, list_presets  # light: no TensorFlow yet
+
+    if not (os.path.isfile(args.model) or args.model in list_presets() or is_preset_folder(args.model)):
+        raise UsageError(f"--model {args.model}: model file not found (expected a .keras file, a preset "
+                         f"folder or a shipped preset: {', '.join(list_presets()) or 'none shipped'})")
+
+
+def _load(spec: str):
+    from datasets.errors import DataError
+    from rar_keras.inference import load_model
+
+    try:
+        return load_model(spec)
+    except (DataError, ValueError) as error:  # unknown preset names raise ValueError
+        raise UsageError(f"--model: {error}") from None
+
+
+def run(args) -> str:
+    _check_args(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    model = _load(args.model)
+    batch = args.batch if args.batch is not None else (1 if args.format == "tflite" else 0)
+    batch = batch or None
+    crops = None
+    if args.calibration:
+        from datasets.errors import DataError
+        from export.calibration import calibration_crops
+
+        try:
+            crops = calibration_crops(args.calibration, model.config.input_size, model.config.margin,
+                                      args.calibration_size)
+        except DataError as error:
+            raise UsageError(f"--calibration {args.calibration}: {error}") from None
+    from export import checks, graph
+
+    out = pathlib.Path(args.out)
+    if args.format == "tflite":
+        from export.tflite import export_tflite, representative_dataset
+
+        calibration = representative_dataset(crops) if crops is not None else None
+        export_tflite(model, out, args.quantize, calibration, batch, args.int8_scheme)
+        ops = checks.check_builtin_only(out)
+        detail = f"{len(ops)} builtin op types, no Flex/custom/WHILE"
+    else:
+        from export.onnx import export_onnx
+
+        export_onnx(model, out, batch)
+        detail = "opset 17"
+    line = f"wrote {out} ({out.stat().st_size / 1e3:.1f} kB, {args.format} {args.quantize}, {detail})"
+    if crops is not None:
+        from datasets.schemes import get_scheme
+
+        sample = crops[:32]
+        result = checks.parity(graph.keras_reference(model, sample), checks.run_file(out, sample),
+                               get_scheme(model.config.scheme))
+        line += (f"; vs Keras on {len(sample)} calibration faces: NME {result['nme_ip_vs_keras']:.3f} % ip, "
+                 f"max {result['max_px']:.3f} px")
+    return line
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        print(run(args))
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0

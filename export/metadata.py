@@ -1,0 +1,142 @@
+"""The exported file's contract, stored inside the file: what goes in, what comes out, how to crop.
+
+One JSON object (`contract(model, ...)`) is written
+
+- into a `.tflite` file as a metadata entry named `rar_keras` (the flatbuffer
+  `Model.metadata` table: a name and a buffer holding UTF-8 JSON), next to the
+  converter's own entries; LiteRT ignores entries it does not know;
+- into an `.onnx` file as `metadata_props`: the whole JSON under `rar_keras`,
+  plus its top-level scalars as their own keys (`margin`, `input_size`,
+  `scheme`, ...), so that `onnxruntime`'s `custom_metadata_map` shows them.
+
+`eval.runtimes` reads the margin from either (a TFLite entry holding a JSON
+object with a "margin" key, the ONNX key "margin"); `read_metadata` gives the
+whole contract back.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Optional
+
+import numpy as np
+
+from export.graph import INPUT_NAME, OUTPUT_NAMES, SIGNATURE_KEY
+
+METADATA_NAME = "rar_keras"
+FORMAT_VERSION = 1
+CROP_RULE = ("square crop centred on the face box centre, side = longer box side * (1 + margin), "
+             "resized to input_size x input_size (pixel centres on integers; see "
+             "datasets.geometry.crop_matrix)")
+OUTPUTS = {
+    "landmarks": "(N, L, 2) float32, x then y, in crop pixels",
+    "attention": "(N, T) float32, index of the attention centre landmark at each refinement step",
+    "confidence": "(N, L) float32, peak probability of each landmark's conv8 heatmap",
+}
+
+
+def contract(model, batch: Optional[int] = 1, quantization: str = "none", runtime: str = "") -> dict:
+    """The input/output contract of an exported `RARLandmarker`, as a JSON-ready dict."""
+    from datasets.schemes import get_scheme
+
+    cfg = model.config
+    scheme = get_scheme(cfg.scheme)
+    size = int(cfg.input_size)
+    return {
+        "format_version": FORMAT_VERSION,
+        "producer": "rar-keras export",
+        "runtime": runtime,
+        "quantization": quantization,
+        "input_name": INPUT_NAME,
+        "input_shape": [batch if batch is not None else -1, size, size, 3],
+        "input_size": size,
+        "input_dtype": "float32",
+        "input_layout": "NHWC",
+        "channel_order": "RGB",
+        "value_range": [0.0, 255.0],
+        "margin": float(cfg.margin),
+        "crop": CROP_RULE,
+        "scheme": scheme.name,
+        "num_landmarks": int(scheme.num_points),
+        "steps": int(cfg.steps),
+        "output_names": list(OUTPUT_NAMES),
+        "outputs": OUTPUTS,
+        "signature": SIGNATURE_KEY,
+    }
+
+
+# === TFLite ===
+def embed_tflite(model_bytes: bytes, meta: dict) -> bytes:
+    """`model_bytes` with the JSON `meta` stored as the metadata entry `rar_keras` (replacing an old one)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    kept = [m for m in (model.metadata or []) if _name(m.name) != METADATA_NAME]
+    model.metadata = kept + [entry]
+    return flatbuffer_utils.convert_object_to_bytearray(model)
+
+
+def _name(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+
+
+def read_tflite_metadata(path) -> dict:
+    """The `rar_keras` JSON entry of a .tflite file ({} when there is none)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    raw = pathlib.Path(path).read_bytes()
+    model = schema.Model.GetRootAs(raw, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if _name(entry.Name()) != METADATA_NAME:
+            continue
+        buffer = model.Buffers(entry.Buffer())
+        if buffer.DataLength() > 0:
+            data = buffer.DataAsNumpy().tobytes()
+        else:  # large models keep buffers after the flatbuffer
+            data = raw[buffer.Offset():buffer.Offset() + buffer.Size()]
+        return json.loads(data.decode("utf-8"))
+    return {}
+
+
+# === ONNX ===
+def embed_onnx(onnx_model, meta: dict):
+    """Sets `metadata_props` on an `onnx.ModelProto` (in place; also returned)."""
+    props = {METADATA_NAME: json.dumps(meta, sort_keys=True)}
+    props.update({key: str(value) for key, value in meta.items() if isinstance(value, (str, int, float))})
+    kept = [p for p in onnx_model.metadata_props if p.key not in props]
+    del onnx_model.metadata_props[:]
+    onnx_model.metadata_props.extend(kept)
+    for key, value in props.items():
+        entry = onnx_model.metadata_props.add()
+        entry.key, entry.value = key, value
+    return onnx_model
+
+
+def read_onnx_metadata(path) -> dict:
+    """The `rar_keras` JSON of an .onnx file ({} when there is none)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == METADATA_NAME:
+            return json.loads(prop.value)
+    return {}
+
+
+def read_metadata(path) -> dict:
+    """The contract stored in a .tflite or .onnx file."""
+    suffix = pathlib.Path(path).suffix.lower()
+    if suffix == ".tflite":
+        return read_tflite_metadata(path)
+    if suffix == ".onnx":
+        return read_onnx_metadata(path)
+    raise ValueError(f"{path}: expected a .tflite or .onnx file")

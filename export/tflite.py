@@ -1,0 +1,221 @@
+"""LiteRT (.tflite) conversion: fp32, fp16, dynamic-range and int8, builtin ops only, one file each.
+
+Route (DESIGN.md §3): the inference graph (`export.graph`) is written as a
+SavedModel by a Keras `ExportArchive`, then `TFLiteConverter.from_saved_model`
+with `supported_ops=[TFLITE_BUILTINS]` set explicitly, so a Flex op fails the
+conversion instead of slipping in. Every file is then checked for Flex, custom
+and WHILE ops, and gets the contract JSON (`export.metadata`).
+
+Modes:
+    none     float32.
+    fp16     weights stored as float16, computed in float32.
+    dynamic  weights int8, activations float (dynamic-range quantization).
+    int8     post-training int8 from calibration crops (batch 1, real faces);
+             float input/output. Scheme chosen by measurement, see below.
+
+int8 scheme. The conversion calibrates once (`_experimental_calibrate_only`,
+as `tf.lite.experimental.QuantizationDebugger` does), then quantizes with a
+denylist of graph nodes that stay float (`mlir_quantize(...,
+denylisted_nodes=...)`, what the debugger's `get_nondebug_quantized_model`
+runs). Nodes are picked by the Keras layer path in their tensor names. Float
+input and output, one file, builtin ops only. Candidates (`INT8_SCHEMES`):
+
+    full       every op with an int8 kernel in int8: CNN, heatmap decode,
+               shape-bank RANSAC, SIP, LSTMs, updates.
+    cnn        the backbone in int8; the whole head (decode, bank, SIP,
+               attention, LSTMs, updates) in float.
+    cnn_heads  as `cnn`, and the backbone's outputs (conv8 logits, SIP
+               features) in float too.
+    cnn_dense  as `cnn`, but the head's matrix products (FULLY_CONNECTED: LSTM
+               kernels, projections, read-outs) in int8 too; the geometric
+               arithmetic (softmax/argmax decode, similarity fits, bank choice,
+               SIP gathers, attention argmax, gamma, shape updates) in float.
+
+Measured (2026-11, LiteRT 2.3, 2 busy CPU cores) on a small model trained
+8 min on 300-W train (64 px, width 0.5, 64 LSTM units, T=3, SIP patch 3,
+heatmap patch 5; Keras: 8.90 % NME ip on the faces below); calibration: 100
+LFPW train faces at batch 1; test: 60 HELEN test faces (ground-truth box).
+"vs Keras" is the NME (ip, %) of the file's landmarks against the Keras
+model's own landmarks; latency 1 thread, batch 1, median of 100 warm runs
+(noisy: the cores were shared with a training run; `python -m export.benchmark`
+gives the careful figures):
+
+    file         size kB   vs Keras  vs truth  max px  latency
+    fp32          2883      0.000      8.90    0.000   (see benchmark)
+    fp16          1579      0.017      8.90    0.022
+    dynamic        975      0.339      8.96    4.16
+    int8 full     1012    214.8      213.4    57.6     1.8 ms  (77 % attention flips)
+    int8 cnn      2608      0.696      8.91    4.90    1.5 ms
+    int8 cnn_heads 2640     0.607      8.99    4.13    1.4 ms
+    int8 cnn_dense 1044     0.705      8.91    4.90    1.2 ms  <- default
+
+Full int8 destroys the decode (as DESIGN.md §3 found on a toy); keeping the
+head float costs nothing in accuracy; quantizing the head's matrix products
+as well keeps the accuracy of `cnn` (same 8.91 vs truth) at 40 % of its size
+(the LSTM input kernels are most of this model's weights) and is the fastest:
+`cnn_dense` is the default.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import tempfile
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from export import checks, graph, metadata
+
+QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8")
+INT8_SCHEMES = ("full", "cnn", "cnn_heads", "cnn_dense")
+DEFAULT_INT8_SCHEME = "cnn_dense"
+# Backbone attributes kept in float by "cnn_heads": the conv8 heatmap logits and the SIP features.
+BACKBONE_OUTPUT_LAYERS = ("heatmap_head", "refine")
+# "cnn_dense" also quantizes the head's matrix products (LSTM kernels, projections, read-outs).
+DENSE_OP = "FULLY_CONNECTED"
+
+
+class ConversionError(RuntimeError):
+    """The converter failed, or produced a file that needs ops outside LiteRT's builtin set."""
+
+
+def representative_dataset(crops: Iterable[np.ndarray]) -> Callable[[], Iterable[list]]:
+    """A calibration generator factory: each crop (S, S, 3) RGB 0..255 as a batch of one, float32."""
+    crops = [np.asarray(c, np.float32) for c in crops]
+    if not crops:
+        raise ValueError("int8 calibration needs at least one face crop")
+
+    def generate():
+        for crop in crops:
+            yield [crop[None]]
+
+    return generate
+
+
+def _converter(saved_model_dir):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir),
+                                                         signature_keys=[graph.SIGNATURE_KEY])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter
+
+
+def _nodes(model_bytes: bytes) -> list[tuple[str, str]]:
+    """(op name, output tensor name) of every op output of a (calibrated, still float) .tflite model."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(model_bytes, 0)
+    op_names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
+    codes = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        codes.append(op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM"))
+    nodes = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(o)
+            for i in range(op.OutputsLength()):
+                nodes.append((codes[op.OpcodeIndex()],
+                              subgraph.Tensors(op.Outputs(i)).Name().decode("utf-8", "replace")))
+    return nodes
+
+
+def _scope(name: str) -> "re.Pattern":
+    # Keras 3 suffixes name scopes inside a traced function ("conv8" -> "conv8_1").
+    return re.compile(rf"(^|/){re.escape(name)}(_\d+)?/")
+
+
+def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str) -> list[str]:
+    """The nodes an int8 `scheme` keeps in float (see the module docstring).
+
+    `nodes` are (op name, output tensor name) of the calibrated model; tensor
+    names carry the Keras layer path ("rar_landmarker_1/mobile_backbone_1/conv8_1/...").
+    """
+    if scheme not in INT8_SCHEMES:
+        raise ValueError(f"int8 scheme must be one of {INT8_SCHEMES}, got {scheme!r}")
+    if scheme == "full":
+        return []
+    inside = _scope(backbone.name)
+    denied = [name for op, name in nodes if not inside.search(name)
+              and not (scheme == "cnn_dense" and op == DENSE_OP)]
+    if scheme == "cnn_heads":
+        outputs = [_scope(getattr(backbone, attr).name) for attr in BACKBONE_OUTPUT_LAYERS
+                   if getattr(backbone, attr, None) is not None]
+        denied += [name for _, name in nodes if any(p.search(name) for p in outputs)]
+    return sorted(set(denied))
+
+
+def _int8(converter, calibration, backbone, scheme: str) -> bytes:
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tf_convert
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True  # pylint: disable=protected-access
+    calibrated = converter.convert()
+    nodes = _nodes(calibrated)
+    if scheme != "full" and not any(_scope(backbone.name).search(name) for _, name in nodes):
+        raise ConversionError(f"int8 {scheme}: no graph node carries the backbone's name "
+                              f"{backbone.name!r}, so the CNN cannot be told from the head")
+    denied = float_nodes(nodes, backbone, scheme)
+    return tf_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
+                                    denylisted_nodes=denied or None)
+
+
+def convert(model, quantize: str = "none", calibration: Optional[Callable] = None, batch: Optional[int] = 1,
+            int8_scheme: str = DEFAULT_INT8_SCHEME, workdir=None) -> bytes:
+    """Converts a `RARLandmarker` to .tflite bytes (metadata embedded, op set checked).
+
+    Args:
+        model: the Keras model.
+        quantize: one of QUANTIZE_MODES.
+        calibration: for "int8", a generator factory (see `representative_dataset`).
+        batch: the fixed batch size of the input (1 for phones; None = free).
+        int8_scheme: one of INT8_SCHEMES.
+        workdir: where to write the intermediate SavedModel (default: a temporary folder).
+
+    Raises:
+        ValueError: unknown mode, or int8 without calibration data.
+        ConversionError: the converter failed, or the file needs non-builtin ops.
+    """
+    import tensorflow as tf
+
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
+    if quantize == "int8" and calibration is None:
+        raise ValueError("int8 needs calibration data (face crops at the model's input size)")
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        saved = graph.save_inference_graph(model, pathlib.Path(tmp) / "saved_model", batch=batch)
+        converter = _converter(saved)
+        try:
+            if quantize == "fp16":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            elif quantize == "dynamic":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            elif quantize == "int8":
+                content = _int8(converter, calibration, model.backbone, int8_scheme)
+            if quantize != "int8":
+                content = converter.convert()
+        except Exception as error:  # the converter raises several internal types
+            raise ConversionError(f"TFLite conversion ({quantize}) failed: {error}") from error
+    try:
+        checks.check_builtin_only(content)
+    except checks.ExportCheckError as error:
+        raise ConversionError(str(error)) from None
+    label = quantize if quantize != "int8" else f"int8_{int8_scheme}"
+    return metadata.embed_tflite(content, metadata.contract(model, batch, label, "litert"))
+
+
+def export_tflite(model, path, quantize: str = "none", calibration: Optional[Callable] = None,
+                  batch: Optional[int] = 1, int8_scheme: str = DEFAULT_INT8_SCHEME) -> pathlib.Path:
+    """Converts and writes a .tflite file; returns its path."""
+    content = convert(model, quantize, calibration, batch, int8_scheme)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
