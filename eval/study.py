@@ -47,7 +47,8 @@ STUDY_MD, STUDY_JSON, ATTENTION_PNG = "study.md", "study.json", "attention.png"
 DETECTED_ROW = "conv8 argmax alone"
 # (row name, RobustShapeInit mode), in the order of the table.
 INIT_ROWS = (("mean shape", "mean"), ("random bank shape", "random"), ("S_d directly", "detected"),
-             ("least squares bank fit", "least_squares"), ("robust (RANSAC bank)", "robust"))
+             ("least squares bank fit", "least_squares"), ("robust (RANSAC bank)", "robust"),
+             ("robust, S_d inliers kept", "robust_inliers"))
 # The paper's ablation (Xiao et al. 2016), NME ip % on 300-W full: a different test set, for orientation.
 PAPER_300W_FULL_IP = {DETECTED_ROW: 6.24, "mean": 5.26, "random": 5.22, "detected": 6.66, "robust": 4.94}
 

@@ -35,6 +35,7 @@ class RARConfig:
         ransac_pairs: landmark pairs tried as RANSAC hypotheses per bank shape.
         inlier_threshold: inlier distance for the robust start, as a fraction of the face size.
         subpixel: refine the heatmap argmax with a local expectation.
+        init_mode: how inference picks the start shape S_0 (see `RobustShapeInit`).
         sample_attention: sample the attention centre in training (REINFORCE); False takes the argmax.
         heatmap_sigma: width of the target distribution, in heatmap cells.
         heatmap_weight, refine_weight, attention_weight: loss weights.
@@ -65,6 +66,7 @@ class RARConfig:
     ransac_pairs: int = 24
     inlier_threshold: float = 0.08
     subpixel: bool = True
+    init_mode: str = "robust"
     sample_attention: bool = True
     heatmap_sigma: float = 1.0
     heatmap_weight: float = 1.0

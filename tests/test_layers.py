@@ -105,7 +105,7 @@ def test_robust_init_modes_and_degenerate_detection():
     shapes = _face_like_shapes(20, rng)
     layer = _bank_layer(shapes)
     collapsed = np.full((2, 68, 2), 30.0, np.float32)           # all points decoded to one spot
-    for mode in ("robust", "least_squares", "mean", "random", "detected"):
+    for mode in ("robust", "robust_inliers", "least_squares", "mean", "random", "detected"):
         start, index = layer(collapsed, mode=mode)
         assert np.isfinite(start.numpy()).all(), mode
         assert start.shape == (2, 68, 2)

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from rar_keras.layers import similarity
 
-INIT_MODES = ("robust", "least_squares", "mean", "random", "detected")
+INIT_MODES = ("robust", "robust_inliers", "least_squares", "mean", "random", "detected")
 
 
 @keras.saving.register_keras_serializable(package="rar_keras")
@@ -18,7 +18,9 @@ class RobustShapeInit(keras.layers.Layer):
     Every bank shape is aligned to S_d by RANSAC over fixed landmark pairs (a
     similarity from two correspondences per hypothesis), refined by least
     squares on its inliers, and scored by the truncated (MSAC) error; the best
-    bank shape wins. Other modes exist for the comparison study: the least-squares
+    bank shape wins. "robust_inliers" keeps S_d's own points where they are inliers
+    of that fit and takes the fitted bank shape elsewhere. Other modes exist for
+    the comparison study: the least-squares
     fit of every bank shape ("least_squares"), the mean shape ("mean"), a random
     bank shape placed like the mean ("random"), or S_d itself ("detected").
 
@@ -103,11 +105,15 @@ class RobustShapeInit(keras.layers.Layer):
         if mode == "random":
             index = tf.random.uniform([batch], 0, self.bank_size, dtype=tf.int32)
             return self._placed_like_mean(tf.gather(self.bank, index)), index
-        aligned = self._ransac(detected) if mode == "robust" else self._least_squares(detected)
-        scores, _ = self._score(aligned, detected[:, None])
+        aligned = self._least_squares(detected) if mode == "least_squares" else self._ransac(detected)
+        scores, inliers = self._score(aligned, detected[:, None])
         index = tf.argmin(scores, -1, output_type=tf.int32)
         choice = tf.one_hot(index, self.bank_size, dtype=aligned.dtype)
-        return tf.reduce_sum(aligned * choice[..., None, None], 1), index
+        start = tf.reduce_sum(aligned * choice[..., None, None], 1)
+        if mode == "robust_inliers":
+            inlier = tf.reduce_sum(inliers * choice[..., None], 1)[..., None]     # (B, L, 1)
+            start = inlier * detected + (1.0 - inlier) * start
+        return start, index
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks, "bank_size": self.bank_size,
