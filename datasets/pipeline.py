@@ -139,7 +139,8 @@ def cache_faces(records: Sequence[FaceRecord], size: int, margin: float = DEFAUL
 
 def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_size: int, seed: int,
                   augment: aug.AugmentConfig = aug.AugmentConfig(), shuffle: bool = True,
-                  epochs: int | None = None, deterministic: bool = True) -> tf.data.Dataset:
+                  epochs: int | None = None, deterministic: bool = True,
+                  start_step: int = 0) -> tf.data.Dataset:
     """Augmented training batches drawn from a FaceCache.
 
     Each face gets one random affine (rotation, zoom, shift, flip) composed with
@@ -162,6 +163,10 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
             replays the same epochs: pass `epochs` instead.
         deterministic: tf.data `options.deterministic` (order of the batches;
             their content depends on the seed only).
+        start_step: batches to leave out at the start, counted over all epochs
+            (`len(cache) // batch_size` batches each): the stream is the one of
+            `start_step=0` without its first `start_step` batches, so a resumed
+            training run continues where the interrupted one stopped.
 
     Returns:
         A dataset of `(images, {"landmarks", "visibility"})`: images float32
@@ -176,6 +181,8 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
         raise DataError(f"batch size must be in [1, {num_faces}] (the number of cached faces), got {batch_size}")
     if epochs is not None and epochs <= 0:
         raise DataError(f"epochs must be a positive number or None (forever), got {epochs}")
+    if start_step < 0:
+        raise DataError(f"start_step must be >= 0, got {start_step}")
     size = int(size)
     steps = num_faces // batch_size
     images = tf.constant(cache.images)
@@ -212,8 +219,11 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
         batch = tf.ensure_shape(batch, [batch_size, size, size, 3])
         return batch, {"landmarks": landmarks, "visibility": flags}
 
-    epoch_ids = tf.data.Dataset.counter() if epochs is None else tf.data.Dataset.range(epochs)
-    dataset = epoch_ids.flat_map(epoch_batches).map(make_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    first_epoch, skipped = divmod(int(start_step), steps)
+    epoch_ids = (tf.data.Dataset.counter(first_epoch) if epochs is None
+                 else tf.data.Dataset.range(first_epoch, epochs))
+    dataset = epoch_ids.flat_map(epoch_batches).skip(skipped)   # skips indices only: no batch is built
+    dataset = dataset.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE)
     return _with_options(dataset.prefetch(tf.data.AUTOTUNE), deterministic)
 
 

@@ -76,10 +76,11 @@ def _load_keras(spec: str, scheme: LandmarkScheme, margin: Optional[float]) -> C
         raise
     except (FileNotFoundError, KeyError, ValueError) as err:
         raise DataError(f"--model {spec}: could not load ({err})") from None
-    num_points = landmarker.scheme.num_points
-    if num_points != scheme.num_points:
-        raise DataError(f"--model {spec}: predicts {num_points} landmarks ({landmarker.scheme.name}); "
-                        f"{scheme.name} needs {scheme.num_points}")
+    model_scheme = landmarker.scheme
+    if model_scheme.name != scheme.name:
+        raise DataError(f"--model {spec}: a model for the {model_scheme.name} scheme "
+                        f"({model_scheme.num_points} landmarks); this benchmark needs a {scheme.name} "
+                        f"model ({scheme.num_points} landmarks)")
     return CropPredictor(landmarker, landmarker.input_size, landmarker.margin if margin is None else margin,
                          scheme, steps_fn=getattr(landmarker, "predict_steps", None))
 

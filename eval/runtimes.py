@@ -73,6 +73,20 @@ def _tflite_margin(path: str) -> Optional[float]:
     return None
 
 
+def _check_crops(crops, size: int, source: str) -> np.ndarray:
+    """The crops as an array, or a DataError naming `source` when their shape or pixel type is wrong."""
+    crops = np.asarray(crops)
+    if crops.dtype != np.uint8 and not np.issubdtype(crops.dtype, np.floating):
+        raise DataError(f"{source}: crops must hold pixel values 0..255 as uint8 or float, got dtype "
+                        f"{crops.dtype} (convert with .astype(np.uint8))")
+    if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
+        raise DataError(f"{source}: crops must be (N, {size}, {size}, 3) RGB (channels last), got shape "
+                        f"{crops.shape}")
+    if crops.dtype != np.uint8 and not np.isfinite(crops).all():
+        raise DataError(f"{source}: crops hold NaN or infinite pixel values")
+    return crops
+
+
 def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     scale, zero_point = detail.get("quantization", (0.0, 0))
     if np.issubdtype(detail["dtype"], np.integer) and scale != 0.0:
@@ -123,6 +137,7 @@ def load_tflite(path: str) -> CropModel:
     num_points = int(output_detail["shape"][1])
 
     def crop_fn(crops: np.ndarray) -> np.ndarray:
+        crops = _check_crops(crops, size, path)
         out = []
         for crop in crops:
             interpreter.set_tensor(input_detail["index"], _quantize(crop[None].astype(np.float32), input_detail))
@@ -165,6 +180,7 @@ def load_onnx(path: str) -> CropModel:
         num_points = int(np.shape(run(np.zeros((1, size, size, 3), np.uint8)))[1])
 
     def crop_fn(crops: np.ndarray) -> np.ndarray:
+        crops = _check_crops(crops, size, path)
         if fixed_batch:
             return np.concatenate([run(crop[None]) for crop in crops]).astype(np.float32)
         return np.asarray(run(crops), dtype=np.float32)

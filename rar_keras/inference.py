@@ -18,18 +18,18 @@ def load_model(spec: str):
     Safe mode refuses files that would run code on load (lambda layers); such a
     file, a corrupt file or a model of another class gives a DataError naming it.
     """
-    import keras
-
-    from rar_keras.model import RARLandmarker
-
     path = pathlib.Path(spec)
     if spec in list_presets() or is_preset_folder(path):
         return load_preset(spec)
     if not path.is_file():
         raise DataError(f"{path}: model file not found (expected a .keras file, a preset folder or one "
                         f"of the shipped presets: {', '.join(list_presets()) or 'none'})")
-    if not zipfile.is_zipfile(path):
+    if not zipfile.is_zipfile(path):   # checked before TensorFlow loads: a wrong file fails fast
         raise DataError(f"{path}: not a Keras model archive (.keras is a zip file)")
+    import keras
+
+    from rar_keras.model import RARLandmarker
+
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
     except ValueError as error:
@@ -37,6 +37,10 @@ def load_model(spec: str):
             raise DataError(f"{path}: refused, the file holds code (a Lambda layer) that safe mode "
                             "does not run; only load such a file if you trust its source") from error
         raise DataError(f"{path}: cannot load this model file: {error}") from error
+    except (KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile) as error:
+        # A zip that is not a Keras model, a truncated archive, an unknown class name.
+        raise DataError(f"{path}: cannot load this model file (expected a .keras model saved by "
+                        f"rar_keras): {type(error).__name__}: {error}") from error
     if not isinstance(model, RARLandmarker):
         raise DataError(f"{path}: holds a {type(model).__name__}, expected a rar_keras RARLandmarker")
     return model

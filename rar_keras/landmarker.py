@@ -128,12 +128,14 @@ class LandmarkerResult:
 
 def load_image(image: ImageInput, source: str = "image") -> tuple[np.ndarray, Optional[str]]:
     """(RGB uint8 pixels, path or None) from a path or an array (grey, RGB or RGBA)."""
-    from datasets.images import read_image, to_rgb_uint8
+    from datasets.images import check_image_size, read_image, to_rgb_uint8
 
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
         return read_image(path), path
-    return to_rgb_uint8(np.asarray(image), source), None
+    pixels = to_rgb_uint8(np.asarray(image), source)
+    check_image_size(pixels.shape[0], pixels.shape[1], source)
+    return pixels, None
 
 
 def image_files(folder) -> list[str]:

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from datasets.schemes import get_scheme
-from rar_keras import losses, nme
+from rar_keras import distribute, losses, nme
 from rar_keras.backbones import build_backbone
 from rar_keras.config import RARConfig
 from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, RobustShapeInit
@@ -28,7 +28,7 @@ class RARLandmarker(keras.Model):
 
     Args:
         config: a `RARConfig` (or its dict form, as stored by `get_config`).
-        init_mode: how S_0 is chosen (see `RobustShapeInit`): "robust" by default.
+        init_mode: how S_0 is chosen (see `RobustShapeInit`); default: the config's.
 
     Example:
         >>> model = RARLandmarker(CONFIGS["w300_mobile"])
@@ -36,10 +36,10 @@ class RARLandmarker(keras.Model):
         >>> model.compile(optimizer="adamw"); model.fit(train_dataset(...))
     """
 
-    def __init__(self, config: RARConfig | dict, init_mode: str = "robust", **kwargs):
+    def __init__(self, config: RARConfig | dict, init_mode: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config if isinstance(config, RARConfig) else RARConfig.from_dict(config)
-        self.init_mode = init_mode
+        self.init_mode = init_mode or self.config.init_mode
         self.scheme = get_scheme(self.config.scheme)
         self.stage = "joint"
         cfg, num = self.config, self.scheme.num_points
@@ -125,12 +125,18 @@ class RARLandmarker(keras.Model):
             scaled = tf.reduce_mean(loss_values["loss"]) / tf.cast(replicas, tf.float32)
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
-        return self._update_metrics(outputs, landmarks, loss_values)
+        return distribute.logs_for_reduction(self._update_metrics(outputs, landmarks, loss_values))
 
     def test_step(self, data):
         images, landmarks = _unpack(data)
         outputs = self(images, training=False)
-        return self._update_metrics(outputs, landmarks, self._objective(outputs, landmarks))
+        logs = self._update_metrics(outputs, landmarks, self._objective(outputs, landmarks))
+        return distribute.logs_for_reduction(logs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # keras-team/keras#20585: see the workaround block in rar_keras.distribute.
+        if distribute.needs_symbolic_build(self):
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
     def metrics(self):

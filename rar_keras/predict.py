@@ -55,6 +55,8 @@ def parse_box(text: str) -> list[float]:
         values = []
     if len(values) != BOX_FIELDS or not np.isfinite(values).all():
         raise DataError(f"--box {text!r}: expected four numbers x0,y0,x1,y1 separated by commas")
+    if values[2] <= values[0] or values[3] <= values[1]:   # caught before the model loads
+        raise DataError(f"--box {text!r}: zero or negative size; expected x1 > x0 and y1 > y0")
     return values
 
 

@@ -34,6 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="override config fields, e.g. --set steps=4 learning_rate=1e-3")
     parser.add_argument("--cpu-replicas", type=int, default=0,
                         help="split the CPU into N logical devices for MirroredStrategy (testing)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="use deterministic TensorFlow ops (same weights on every run; slower)")
     parser.add_argument("--verbose", type=int, default=1, help="Keras progress: 1 bar, 2 line per epoch")
     return parser.parse_args(argv)
 
@@ -72,22 +74,11 @@ def split_validation(records, fraction: float, seed: int):
 
 
 def train(args: argparse.Namespace) -> pathlib.Path:
-    import keras
-    import numpy as np
-
-    from datasets.pipeline import cache_faces, eval_dataset, train_dataset
     from datasets.schemes import get_scheme
-    from rar_keras import callbacks, distribute
-    from rar_keras.model import RARLandmarker, crop_landmarks_bank
 
+    # Everything that can be wrong with the user's input is checked before TensorFlow loads.
     config = apply_overrides(get_config(args.config), args.set)
     scheme = get_scheme(config.scheme)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    strategy = distribute.choose_strategy(args.cpu_replicas)
-    chief = distribute.is_chief()
-    keras.utils.set_random_seed(config.seed)
-
     records = load_faces(args.data)
     if args.val_data:
         train_records, val_records = records, load_faces(args.val_data)
@@ -95,6 +86,23 @@ def train(args: argparse.Namespace) -> pathlib.Path:
         train_records, val_records = split_validation(records, args.val_fraction, config.seed)
     for record in train_records:
         scheme.check(record.landmarks, record.path)
+    if not 1 <= config.batch_size <= len(train_records):
+        raise DataError(f"batch_size {config.batch_size}: must be between 1 and the number of training "
+                        f"faces ({len(train_records)}); lower it with --set batch_size=N")
+
+    import keras
+    import tensorflow as tf
+
+    from datasets.pipeline import cache_faces, eval_dataset, train_dataset
+    from rar_keras import callbacks, distribute
+    from rar_keras.model import RARLandmarker, crop_landmarks_bank
+
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    strategy = distribute.choose_strategy(args.cpu_replicas)
+    keras.utils.set_random_seed(config.seed)
+    if args.deterministic:
+        tf.config.experimental.enable_op_determinism()
     print(f"faces: {len(train_records)} train, {len(val_records)} validation; "
           f"replicas: {strategy.num_replicas_in_sync}")
     train_cache = cache_faces(train_records, config.input_size, config.margin)
@@ -103,8 +111,13 @@ def train(args: argparse.Namespace) -> pathlib.Path:
     if args.max_steps:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
         epochs = min(epochs, math.ceil(args.max_steps / steps_per_epoch))
+    # A resumed run's input stream continues where the interrupted one stopped.
+    backup_dir = distribute.backup_dir(out)
+    initial_epoch = callbacks.resume_epoch(backup_dir)
+    if initial_epoch:
+        print(f"resuming from the backup in {backup_dir}: {initial_epoch} of {epochs} epochs done")
     train_data = train_dataset(train_cache, scheme, config.input_size, config.batch_size,
-                               seed=config.seed)
+                               seed=config.seed, start_step=initial_epoch * steps_per_epoch)
     val_data = None
     if val_records:
         val_cache = cache_faces(val_records, config.input_size, config.margin)
@@ -123,21 +136,21 @@ def train(args: argparse.Namespace) -> pathlib.Path:
     print(f"shape bank: {len(bank.shapes)} shapes, {bank.dropped} training shapes dropped by RANSAC")
     config.save(out / "config.json")
 
-    backup_dir = out / "backup" if chief else out / f"backup_worker_{distribute.task_index()}"
     fit_callbacks = [
         callbacks.StageScheduler(config.stages, epochs),
         keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch"),
+        callbacks.ResumeState(backup_dir, initial_epoch),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
-        callbacks.AtomicCheckpoint(out / "checkpoint.keras", enabled=chief),
+        # Every worker saves (see distribute.output_path); the chief's files are the results.
+        callbacks.AtomicCheckpoint(distribute.output_path(out, "checkpoint.keras")),
     ]
     started = time.time()
     model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_data,
               callbacks=fit_callbacks, verbose=args.verbose)
     seconds = time.time() - started
-    path = out / "model.keras"
-    if chief:
-        callbacks.save_atomically(model, path)
+    path = distribute.output_path(out, "model.keras")
+    callbacks.save_atomically(model, path)
     print(f"trained {epochs} epochs x {steps_per_epoch} steps in {seconds:.0f} s "
           f"({epochs * steps_per_epoch * config.batch_size / max(seconds, 1e-9):.1f} crops/s); saved {path}")
     return path
