@@ -17,7 +17,7 @@ from rar_keras.model import RARLandmarker, crop_landmarks_bank
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = CONFIGS["tiny"]
 ROWS = ("conv8 argmax alone", "mean shape", "random bank shape", "S_d directly", "least squares bank fit",
-        "robust (RANSAC bank)")
+        "robust (RANSAC bank)", "robust, S_d inliers kept")
 FIGURES = ("nme_ip", "nme_io", "fr_8", "fr_10", "auc_8", "auc_10")
 
 
