@@ -102,6 +102,7 @@ def _write_atomically(path: pathlib.Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; presets are shipped files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
