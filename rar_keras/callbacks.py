@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 
 import keras
+
+from rar_keras.atomic import write_atomically, write_bytes_atomically
 
 
 def stage_for_epoch(stages, epochs: int, epoch: int) -> str:
@@ -41,17 +41,8 @@ class StageScheduler(keras.callbacks.Callback):
 
 
 def save_atomically(model: keras.Model, path) -> None:
-    """Saves a `.keras` file through a temporary file and a rename, so a crash never leaves half a file."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Saves a `.keras` file atomically (see `rar_keras.atomic`)."""
+    write_atomically(path, model.save)
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -102,17 +93,6 @@ def _seed_states(model) -> dict:
     return {v.path: v for v in model.variables if v.path.endswith("seed_generator_state")}
 
 
-def _write_text_atomically(path: pathlib.Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 class ResumeState(keras.callbacks.Callback):
     """What `BackupAndRestore` does not restore, and a check that it resumed where expected.
 
@@ -157,4 +137,5 @@ class ResumeState(keras.callbacks.Callback):
 
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         states = {name: [int(x) for x in variable.numpy()] for name, variable in _seed_states(self.model).items()}
-        _write_text_atomically(self.backup_dir / SEED_STATE_FILE, json.dumps({"epoch": epoch + 1, "states": states}))
+        write_bytes_atomically(self.backup_dir / SEED_STATE_FILE,
+                               json.dumps({"epoch": epoch + 1, "states": states}).encode())

@@ -17,13 +17,13 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter off stderr
 
 from datasets.errors import DataError  # noqa: E402
+from rar_keras.atomic import write_bytes_atomically  # noqa: E402
 from rar_keras.landmarker import DEFAULT_DETECTOR, DEFAULT_PRESET, image_files  # noqa: E402
 
 EXIT_USER_ERROR = 2
@@ -76,19 +76,6 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return paths
 
 
-def write_atomic(path: pathlib.Path, data: bytes) -> None:
-    """Writes `data` to a temporary file beside `path`, then renames it over `path`."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-
-
 def draw_faces(image: np.ndarray, result) -> np.ndarray:
     """RGB overlay: every face's landmarks (eval.plots drawing) and its box."""
     import cv2
@@ -121,12 +108,12 @@ def save_result(out: pathlib.Path, stem: str, result) -> None:
 
     from datasets.images import read_image
 
-    write_atomic(out / f"{stem}.json", (json.dumps(result.to_dict(), indent=1) + "\n").encode())
+    write_bytes_atomically(out / f"{stem}.json", (json.dumps(result.to_dict(), indent=1) + "\n").encode())
     canvas = draw_faces(read_image(result.image_path), result)
     ok, png = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode the overlay of {result.image_path}")
-    write_atomic(out / f"{stem}.png", png.tobytes())
+    write_bytes_atomically(out / f"{stem}.png", png.tobytes())
 
 
 def run(args: argparse.Namespace) -> int:

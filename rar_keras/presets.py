@@ -9,13 +9,12 @@ statistics) keep their own dtype. Loading runs no code from the files:
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 
 from datasets.errors import DataError
+from rar_keras.atomic import write_atomically, write_bytes_atomically
 
 PRESETS_DIR = pathlib.Path(__file__).resolve().parent / "presets"
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
@@ -51,8 +50,8 @@ def save_preset(model, folder) -> pathlib.Path:
         if value.dtype == np.float32 and value.size >= HALF_PRECISION_MIN_SIZE:
             value = value.astype(np.float16)
         arrays[_key(index)] = value
-    _write_atomically(folder / WEIGHTS_FILE, lambda f: np.savez_compressed(f, **arrays))
-    _write_atomically(folder / CONFIG_FILE, lambda f: f.write(_config_json(model).encode()))
+    write_atomically(folder / WEIGHTS_FILE, lambda tmp: np.savez_compressed(tmp, **arrays))
+    write_bytes_atomically(folder / CONFIG_FILE, _config_json(model).encode())
     return folder
 
 
@@ -95,15 +94,3 @@ def _config_json(model) -> str:
     import json
 
     return json.dumps(model.config.to_dict(), indent=2) + "\n"
-
-
-def _write_atomically(path: pathlib.Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; presets are shipped files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

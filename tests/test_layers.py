@@ -77,7 +77,6 @@ def _bank_layer(shapes, bank_size=4, pairs=24, threshold=3.0):
 
 
 def _face_like_shapes(count, rng):
-    from datasets.schemes import W300  # noqa: F401  (68-point layout)
     angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
     base = np.stack([np.cos(angles) * (20 + 4 * np.sin(3 * angles)), np.sin(angles) * 26], 1) + 64
     return (base + rng.normal(0, 1.0, size=(count, 68, 2))).astype(np.float32)

