@@ -152,7 +152,7 @@ def _face_nmes(preds, gt, records, benchmark: Benchmark, found) -> dict[str, np.
 
 
 def _save_overlays(out_dir: pathlib.Path, records, preds, boxes, errors, found, scheme) -> list[str]:
-    from eval.plots import save_overlay
+    from rar_keras.overlay import save_overlay
 
     order = [i for i in np.argsort(errors, kind="stable") if found[i]]
     chosen = [("best", i) for i in order[:NUM_OVERLAYS]] + [("worst", i) for i in order[::-1][:NUM_OVERLAYS]]

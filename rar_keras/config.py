@@ -17,6 +17,8 @@ class RARConfig:
         margin: context around the face box when cropping (fraction of its longer side).
         backbone: "mobile" (trains on CPUs) or "vgg19" (the paper's, for GPUs).
         width: channel multiplier of the backbone.
+        decoder: the mobile backbone's decoder, "transposed" or "separable" (see `MobileBackbone`).
+        first_expansion: expansion of the mobile backbone's first stage.
         batch_norm_momentum: moving-average momentum of the backbone's batch norms (lower for
             short runs, so inference statistics catch up).
         heatmap_stride: input pixels per heatmap cell (conv8 resolution).
@@ -50,6 +52,8 @@ class RARConfig:
     margin: float = 0.25
     backbone: str = "mobile"
     width: float = 1.0
+    decoder: str = "transposed"
+    first_expansion: int = 4
     batch_norm_momentum: float = 0.99
     heatmap_stride: int = 4
     feature_channels: int = 64
@@ -82,6 +86,8 @@ class RARConfig:
         if self.input_size % self.heatmap_stride:
             raise ValueError(f"input_size {self.input_size} must be a multiple of heatmap_stride "
                              f"{self.heatmap_stride}")
+        if self.decoder not in ("transposed", "separable"):
+            raise ValueError(f"decoder must be one of ('transposed', 'separable'), got {self.decoder!r}")
         if self.backbone not in ("mobile", "vgg19"):
             raise ValueError(f"backbone must be 'mobile' or 'vgg19', got {self.backbone!r}")
         for name, _ in self.stages:
@@ -115,7 +121,10 @@ class RARConfig:
         return cls.from_dict(json.loads(pathlib.Path(path).read_text()))
 
 
-MOBILE = RARConfig(lstm_units=128, sip_channels=8, sip_patch=3, heatmap_patch=5,
+# Sized for phones (DESIGN.md §3, `python -m export.benchmark`): separable decoder, MobileNetV2's
+# unexpanded first stage, a narrow refiner.
+MOBILE = RARConfig(decoder="separable", first_expansion=1, feature_channels=48, lstm_units=64,
+                   sip_channels=8, sip_patch=3, heatmap_patch=5, ransac_pairs=12,
                    stages=(("detector", 0.2), ("joint", 0.8)))
 
 # One named configuration per dataset/model pair.

@@ -7,6 +7,8 @@ import tensorflow_probability as tfp
 
 from rar_keras.layers.coordinates import cell_grid, pixels_to_cells, shape_scale
 
+REWARD_STD_FLOOR = 1e-5   # in face-radius^2 units: reward spreads below this carry no signal
+
 
 def heatmap_loss(logits, landmarks, stride: int, sigma: float):
     """Spatial softmax cross-entropy per landmark against a Gaussian around the true position.
@@ -38,7 +40,7 @@ def refinement_and_attention_losses(refined: dict, landmarks, eta: float):
     Delta_R S_t = S* - S_t is the true residue (in units of the true shape's RMS radius).
     attention: -sum_t eta^(t-1) (R_t - mean R_t) log pi(c_t), with the reward
     R_t = ||Gamma_t Delta_R S_t||^2 - ||Gamma_t Delta_R S_(t+1)||^2 (how much the
-    weighted residue shrank) and the batch mean as baseline.
+    weighted residue shrank), standardised over the batch (mean baseline, unit variance).
     """
     shapes = tf.stop_gradient(refined["shapes"][:, :-1])
     steps_out = refined["shapes"][:, 1:]
@@ -50,7 +52,11 @@ def refinement_and_attention_losses(refined: dict, landmarks, eta: float):
     before = weighted_residue(gammas, target - shapes, scales)
     after = weighted_residue(gammas, target - tf.stop_gradient(steps_out), scales)
     reward = before - after                                               # (B, T)
-    advantage = tf.stop_gradient(reward - tf.reduce_mean(reward, 0, keepdims=True))
+    # Rewards are squared residues in face-scale units (~1e-3): standardise them over the batch so
+    # the policy gradient does not vanish (the attention collapsed onto one landmark otherwise). The
+    # floor keeps near-equal rewards (rounding noise, tiny batches) from being blown up to +-1.
+    mean, variance = tf.nn.moments(reward, axes=[0], keepdims=True)
+    advantage = tf.stop_gradient((reward - mean) / tf.maximum(tf.sqrt(variance), REWARD_STD_FLOOR))
     log_prob = tfp.distributions.Categorical(logits=refined["logits"]).log_prob(refined["centres"])
     num_steps = refined["logits"].shape[1]
     discount = tf.constant([eta ** t for t in range(num_steps)], tf.float32)

@@ -76,11 +76,8 @@ class RARLandmarker(keras.Model):
         features, heatmaps = self.backbone(images, training=backbone_training)
         if self.stage == "refiner":
             features = tf.stop_gradient(features)
-        detected, confidence = self.decoder(heatmaps)
+        detected, confidence, probabilities = self.decoder(heatmaps)
         start, bank_index = self.initializer(tf.stop_gradient(detected), mode=init_mode or self.init_mode)
-        probabilities = tf.nn.softmax(tf.reshape(heatmaps, [-1, heatmaps.shape[1] * heatmaps.shape[2],
-                                                            heatmaps.shape[3]]), axis=1)
-        probabilities = tf.reshape(probabilities, tf.shape(heatmaps))
         refined = self.refiner(features, start, heatmaps=tf.stop_gradient(probabilities), training=training,
                                sample_attention=bool(training) and self.config.sample_attention)
         return {"landmarks": refined["shapes"][:, -1], "steps": refined["shapes"], "detected": detected,

@@ -77,11 +77,11 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def draw_faces(image: np.ndarray, result) -> np.ndarray:
-    """RGB overlay: every face's landmarks (eval.plots drawing) and its box."""
+    """RGB overlay: every face's landmarks (`rar_keras.overlay`) and its box."""
     import cv2
 
     from datasets.schemes import get_scheme
-    from eval.plots import draw_overlay
+    from rar_keras.overlay import draw_overlay
 
     scheme = get_scheme(result.scheme)
     canvas = np.ascontiguousarray(image)

@@ -16,7 +16,7 @@ def _shared_data_dir() -> pathlib.Path | None:
     candidates = [pathlib.Path(env)] if env else [REPO.parent / "shared" / "data"]
     for path in candidates:
         if path.is_dir():
-            return path
+            return path.resolve()
     return None
 
 

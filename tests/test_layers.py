@@ -56,16 +56,49 @@ def test_heatmap_decoder_finds_peaks(subpixel):
     truth = np.array([[2.0, 3.0], [10.0, 7.0], [13.0, 12.0]], np.float32)   # in cells, away from the border
     xs, ys = np.meshgrid(np.arange(size), np.arange(size))
     logits = np.stack([-((xs - x) ** 2 + (ys - y) ** 2) for x, y in truth], -1)[None].astype(np.float32)
-    points, confidence = HeatmapDecoder(stride=STRIDE, subpixel=subpixel)(logits)
+    points, confidence, probs = HeatmapDecoder(stride=STRIDE, subpixel=subpixel)(logits)
     expected = (truth + 0.5) * STRIDE - 0.5
     np.testing.assert_allclose(points.numpy()[0], expected, atol=0.6 if subpixel else 1e-5)
     assert confidence.shape == (1, num) and np.all(confidence.numpy() > 0.1)
+    assert probs.shape == (1, num, size, size)
+    np.testing.assert_allclose(probs.numpy().sum((2, 3)), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs.numpy().max((2, 3)), confidence.numpy(), atol=1e-6)
+
+
+def test_heatmap_decoder_window_at_the_border_matches_a_masked_mean():
+    # Peaks on the map's corner and edge: the window leaves the map and only cells inside count.
+    rng = np.random.default_rng(3)
+    size, window = 8, 2
+    logits = rng.normal(0, 1, (2, size, size, 2)).astype(np.float32)
+    logits[0, 0, 0, 0] = logits[0, 7, 3, 1] = logits[1, 4, 7, 0] = logits[1, 1, 6, 1] = 9.0
+    points, _, _ = HeatmapDecoder(stride=1, subpixel=True, window=window)(logits)
+    for b in range(2):
+        for l in range(2):
+            probs = np.exp(logits[b, :, :, l] - logits[b, :, :, l].max())
+            probs /= probs.sum()
+            y, x = np.unravel_index(np.argmax(logits[b, :, :, l]), (size, size))
+            ys, xs = np.mgrid[:size, :size]
+            near = (np.abs(xs - x) <= window) & (np.abs(ys - y) <= window)
+            w = probs * near
+            expected = [(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()]
+            np.testing.assert_allclose(points.numpy()[b, l], expected, atol=1e-5)
+
+
+def test_own_channel_pooling_equals_the_own_channel_of_full_pooling():
+    rng = np.random.default_rng(5)
+    num, size = 4, 8
+    maps = rng.normal(0, 1, (2, size, size, num)).astype(np.float32)
+    points = rng.uniform(-2, 4 * size + 2, (2, num, 2)).astype(np.float32)   # some outside the map
+    full = ShapeIndexedPooling(stride=4, patch=3)(maps, points).numpy().reshape(2, num, 9, num)
+    own = ShapeIndexedPooling(stride=4, patch=3, own_channel=True)(np.transpose(maps, [0, 3, 1, 2]), points)
+    np.testing.assert_allclose(own.numpy(), full[:, np.arange(num), :, np.arange(num)].transpose(1, 0, 2),
+                               atol=1e-6)
 
 
 def test_heatmap_decoder_subpixel_between_cells():
     xs, ys = np.meshgrid(np.arange(16), np.arange(16))
     logits = (-((xs - 6.5) ** 2 + (ys - 9.25) ** 2) / 2.0)[None, ..., None].astype(np.float32)
-    points, _ = HeatmapDecoder(stride=1, subpixel=True)(logits)
+    points, _, _ = HeatmapDecoder(stride=1, subpixel=True)(logits)
     np.testing.assert_allclose(points.numpy()[0, 0], [6.5, 9.25], atol=0.15)
 
 

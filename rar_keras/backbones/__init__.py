@@ -10,7 +10,8 @@ def build_backbone(config):
                   heatmap_stride=config.heatmap_stride, width=config.width,
                   momentum=config.batch_norm_momentum)
     if config.backbone == "mobile":
-        return MobileBackbone(**common)
+        return MobileBackbone(**common, decoder=config.decoder,
+                              first_expansion=config.first_expansion)
     return VGG19Backbone(**common)
 
 

@@ -16,6 +16,18 @@ def conv_bn_relu(filters: int, kernel: int = 3, strides: int = 1, momentum: floa
     ], name=name or None)
 
 
+def separable_bn_relu(filters: int, momentum: float = 0.99) -> keras.Sequential:
+    """Depthwise 3x3 + BatchNorm + ReLU6, then 1x1 conv + BatchNorm + ReLU6."""
+    return keras.Sequential([
+        layers.DepthwiseConv2D(3, padding="same", use_bias=False),
+        layers.BatchNormalization(momentum=momentum, synchronized=True),
+        layers.ReLU(6.0),
+        layers.Conv2D(filters, 1, use_bias=False),
+        layers.BatchNormalization(momentum=momentum, synchronized=True),
+        layers.ReLU(6.0),
+    ])
+
+
 @keras.saving.register_keras_serializable(package="rar_keras")
 class InvertedResidual(keras.layers.Layer):
     """MobileNetV2 inverted residual block (expand 1x1, depthwise 3x3, project 1x1).

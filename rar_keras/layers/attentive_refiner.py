@@ -33,7 +33,8 @@ class AttentiveRefiner(keras.layers.Layer):
         alpha: update step size.
         kappa: peak attention weight.
         seed: seed of the attention sampling in training.
-        heatmap_patch: when > 0, each landmark also reads its own conv8 probabilities in a patch
+        heatmap_patch: when > 0, each landmark also reads its own conv8 probabilities (passed to
+            `call` as `heatmaps`, channel-major (B, L, H, W)) in a patch
             of this side around its current position (where its detector fires, relative to it).
         heatmap_channels: size of the projection of that patch.
 
@@ -52,7 +53,7 @@ class AttentiveRefiner(keras.layers.Layer):
         self.sip = ShapeIndexedPooling(stride=stride, patch=sip_patch)
         self.project = layers.Dense(sip_channels, activation="relu", name="sip_projection")
         if heatmap_patch:
-            self.heatmap_sip = ShapeIndexedPooling(stride=stride, patch=heatmap_patch)
+            self.heatmap_sip = ShapeIndexedPooling(stride=stride, patch=heatmap_patch, own_channel=True)
             self.heatmap_project = layers.Dense(heatmap_channels, name="heatmap_projection")
         self.attention_cell = layers.LSTMCell(lstm_units, name="a_lstm")
         self.attention_head = layers.Dense(num_landmarks, name="attention_scores")
@@ -85,10 +86,7 @@ class AttentiveRefiner(keras.layers.Layer):
 
     def _own_heatmap_patches(self, heatmaps, shape):
         """Each landmark's own conv8 probabilities in a patch around its current position, (B, L, P*P)."""
-        sampled = self.heatmap_sip(heatmaps, shape)                   # (B, L, P*P*L)
-        sampled = tf.reshape(sampled, [-1, self.num_landmarks, self.heatmap_patch ** 2, self.num_landmarks])
-        own = tf.eye(self.num_landmarks)[None, :, None, :]
-        return tf.reduce_sum(sampled * own, -1)
+        return self.heatmap_sip(heatmaps, shape)
 
     def call(self, features, init_shape, heatmaps=None, training=None, sample_attention=None):
         sample = bool(training) if sample_attention is None else sample_attention

@@ -15,13 +15,13 @@ INIT_MODES = ("robust", "robust_inliers", "least_squares", "mean", "random", "de
 class RobustShapeInit(keras.layers.Layer):
     """Chooses the start shape S_0 from a precomputed shape bank given the detected shape S_d.
 
-    Every bank shape is aligned to S_d by RANSAC over fixed landmark pairs (a
-    similarity from two correspondences per hypothesis), refined by least
-    squares on its inliers, and scored by the truncated (MSAC) error; the best
-    bank shape wins. "robust_inliers" keeps S_d's own points where they are inliers
-    of that fit and takes the fitted bank shape elsewhere. Other modes exist for
-    the comparison study: the least-squares
-    fit of every bank shape ("least_squares"), the mean shape ("mean"), a random
+    RANSAC over (bank shape, landmark pair) hypotheses: each pair gives the
+    similarity taking that bank shape's two points onto S_d's, scored by the
+    truncated (MSAC) error over all landmarks. The best hypothesis's bank shape
+    is refitted by least squares on its inliers. "robust_inliers" keeps S_d's
+    own points where they are inliers of that fit and takes the fitted bank
+    shape elsewhere. Other modes exist for the comparison study: the
+    least-squares fit of every bank shape ("least_squares"), the mean shape ("mean"), a random
     bank shape placed like the mean ("random"), or S_d itself ("detected").
 
     The bank (K, L, 2; centred, unit RMS radius), the mean shape in crop pixels
@@ -61,24 +61,38 @@ class RobustShapeInit(keras.layers.Layer):
         return tf.reduce_sum(tf.minimum(sq, tau_sq), -1), tf.cast(sq < tau_sq, aligned.dtype)
 
     def _ransac(self, detected):
+        """The best (bank shape, pair) hypothesis refitted on its inliers: S_0 (B, L, 2), index (B,), inliers."""
         bank = self.bank                                             # (K, L, 2)
         p, q = self.pairs[:, 0], self.pairs[:, 1]
-        det = detected[:, None, None]                                # (B, 1, 1, L, 2)
         a_re, a_im, t = similarity.from_two_points(
             tf.gather(bank, p, axis=1)[None], tf.gather(bank, q, axis=1)[None],
-            tf.gather(detected, p, axis=1)[:, None], tf.gather(detected, q, axis=1)[:, None])
-        hypotheses = similarity.transform(bank[None, :, None], a_re, a_im, t)  # (B, K, M, L, 2)
-        scores, inliers = self._score(hypotheses, det)
-        best = tf.one_hot(tf.argmin(scores, -1), self.num_pairs, dtype=scores.dtype)  # (B, K, M)
-        inliers = tf.reduce_sum(inliers * best[..., None], 2)         # (B, K, L)
-        aligned = tf.reduce_sum(hypotheses * best[..., None, None], 2)
-        source = tf.broadcast_to(bank[None], tf.shape(aligned))
+            tf.gather(detected, p, axis=1)[:, None], tf.gather(detected, q, axis=1)[:, None])  # (B, K, M)
+        # Residuals of every hypothesis at every landmark, x and y apart: (B, K, M, L).
+        bank_x, bank_y = bank[None, :, None, :, 0], bank[None, :, None, :, 1]
+        det_x, det_y = detected[:, None, None, :, 0], detected[:, None, None, :, 1]
+        a_re_l, a_im_l = a_re[..., None], a_im[..., None]
+        res_x = a_re_l * bank_x - a_im_l * bank_y + (t[..., :1] - det_x)
+        res_y = a_im_l * bank_x + a_re_l * bank_y + (t[..., 1:] - det_y)
+        tau_sq = float(self.inlier_threshold) ** 2
+        scores = tf.reduce_sum(tf.minimum(tf.square(res_x) + tf.square(res_y), tau_sq), -1)   # (B, K, M)
+        # The winning hypothesis over all K*M, then least squares on its inliers (one shape, not K).
+        flat_scores = tf.reshape(scores, [-1, self.bank_size * self.num_pairs])
+        winner = tf.argmin(flat_scores, -1, output_type=tf.int32)
+        choice = tf.one_hot(winner, self.bank_size * self.num_pairs, dtype=scores.dtype)     # (B, K*M)
+
+        def pick(value):                                              # (B, K, M) -> the winner's (B,)
+            return tf.reduce_sum(tf.reshape(value, tf.shape(flat_scores)) * choice, -1)
+
+        index = winner // self.num_pairs
+        source = tf.gather(bank, index)                               # (B, L, 2)
+        aligned = similarity.transform(source, pick(a_re), pick(a_im),
+                                       tf.stack([pick(t[..., 0]), pick(t[..., 1])], -1))
+        _, inliers = self._score(aligned, detected)
         for _ in range(self.refine_iterations):
-            weights = inliers + 1e-3                                  # all-outlier bank shapes stay finite
-            aligned = similarity.transform(source, *similarity.weighted_fit(source, detected[:, None],
-                                                                            weights))
-            _, inliers = self._score(aligned, detected[:, None])
-        return aligned
+            weights = inliers + 1e-3                                  # an all-outlier fit stays finite
+            aligned = similarity.transform(source, *similarity.weighted_fit(source, detected, weights))
+            _, inliers = self._score(aligned, detected)
+        return aligned, index, inliers
 
     def _least_squares(self, detected):
         source = tf.broadcast_to(self.bank[None], [tf.shape(detected)[0], self.bank_size,
@@ -105,14 +119,14 @@ class RobustShapeInit(keras.layers.Layer):
         if mode == "random":
             index = tf.random.uniform([batch], 0, self.bank_size, dtype=tf.int32)
             return self._placed_like_mean(tf.gather(self.bank, index)), index
-        aligned = self._least_squares(detected) if mode == "least_squares" else self._ransac(detected)
-        scores, inliers = self._score(aligned, detected[:, None])
-        index = tf.argmin(scores, -1, output_type=tf.int32)
-        choice = tf.one_hot(index, self.bank_size, dtype=aligned.dtype)
-        start = tf.reduce_sum(aligned * choice[..., None, None], 1)
+        if mode == "least_squares":
+            aligned = self._least_squares(detected)
+            scores, _ = self._score(aligned, detected[:, None])
+            index = tf.argmin(scores, -1, output_type=tf.int32)
+            return tf.gather(aligned, index, batch_dims=1), index
+        start, index, inliers = self._ransac(detected)
         if mode == "robust_inliers":
-            inlier = tf.reduce_sum(inliers * choice[..., None], 1)[..., None]     # (B, L, 1)
-            start = inlier * detected + (1.0 - inlier) * start
+            start = inliers[..., None] * detected + (1.0 - inliers[..., None]) * start
         return start, index
 
     def get_config(self):

@@ -21,14 +21,16 @@ class ShapeIndexedPooling(keras.layers.Layer):
         stride: crop pixels per feature cell.
         patch: side of the square patch of cells sampled around each landmark
             (1 samples the landmark only); the patch is flattened into channels.
+        own_channel: landmark l samples channel l only, e.g. its own heatmap; the features are then
+            channel-major (B, L, H, W). L times less gathering than sampling every channel.
 
     Returns:
-        (B, L, patch * patch * C) features.
+        (B, L, patch * patch * C) features, or (B, L, patch * patch) with `own_channel`.
     """
 
-    def __init__(self, stride: int = 4, patch: int = 1, **kwargs):
+    def __init__(self, stride: int = 4, patch: int = 1, own_channel: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.stride, self.patch = stride, patch
+        self.stride, self.patch, self.own_channel = stride, patch, own_channel
 
     def _offsets(self):
         half = (self.patch - 1) / 2.0
@@ -37,7 +39,10 @@ class ShapeIndexedPooling(keras.layers.Layer):
         return tf.constant(grid, tf.float32)                         # (P*P, 2) in cells
 
     def call(self, features, points):
-        _, height, width, channels = features.shape
+        if self.own_channel:
+            _, channels, height, width = features.shape
+        else:
+            _, height, width, channels = features.shape
         num = points.shape[1]
         cells = pixels_to_cells(points, self.stride)                 # (B, L, 2)
         cells = tf.reshape(cells[:, :, None, :] + self._offsets(), [-1, num * self.patch ** 2, 2])
@@ -46,11 +51,20 @@ class ShapeIndexedPooling(keras.layers.Layer):
         x0 = tf.minimum(tf.floor(x), width - 2.0)
         y0 = tf.minimum(tf.floor(y), height - 2.0)
         fx, fy = (x - x0)[..., None], (y - y0)[..., None]
-        flat = tf.reshape(features, [-1, height * width, channels])
         x0i, y0i = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+        if self.own_channel:
+            if channels != num:
+                raise ValueError(f"own_channel sampling needs one channel per landmark: got {channels} "
+                                 f"channels for {num} landmarks")
+            flat = tf.reshape(features, [-1, num * height * width, 1])
+            base = tf.repeat(tf.range(num) * (height * width), self.patch ** 2)[None]
+            channels = 1
+        else:
+            flat = tf.reshape(features, [-1, height * width, channels])
+            base = 0
 
         def corner(dy, dx):
-            return tf.gather(flat, (y0i + dy) * width + (x0i + dx), axis=1, batch_dims=1)
+            return tf.gather(flat, base + (y0i + dy) * width + (x0i + dx), axis=1, batch_dims=1)
 
         top = corner(0, 0) * (1.0 - fx) + corner(0, 1) * fx
         bottom = corner(1, 0) * (1.0 - fx) + corner(1, 1) * fx
@@ -58,4 +72,4 @@ class ShapeIndexedPooling(keras.layers.Layer):
         return tf.reshape(sampled, [-1, num, self.patch ** 2 * channels])
 
     def get_config(self):
-        return {**super().get_config(), "stride": self.stride, "patch": self.patch}
+        return {**super().get_config(), "stride": self.stride, "patch": self.patch, "own_channel": self.own_channel}
