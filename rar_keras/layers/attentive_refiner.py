@@ -84,10 +84,6 @@ class AttentiveRefiner(keras.layers.Layer):
         zeros = tf.zeros([batch, self.lstm_units])
         return [zeros, zeros]
 
-    def _own_heatmap_patches(self, heatmaps, shape):
-        """Each landmark's own conv8 probabilities in a patch around its current position, (B, L, P*P)."""
-        return self.heatmap_sip(heatmaps, shape)
-
     def call(self, features, init_shape, heatmaps=None, training=None, sample_attention=None):
         sample = bool(training) if sample_attention is None else sample_attention
         batch = tf.shape(init_shape)[0]
@@ -100,7 +96,7 @@ class AttentiveRefiner(keras.layers.Layer):
             normalised = (shape - centre) / scale
             phi = self.project(self.sip(features, shape))             # (B, L, C)
             if self.heatmap_patch:
-                heat = self.heatmap_project(self._own_heatmap_patches(heatmaps, shape))
+                heat = self.heatmap_project(self.heatmap_sip(heatmaps, shape))   # own channel, (B, L, P*P)
                 phi = tf.concat([phi, heat], -1)
             attention_in = tf.reshape(tf.concat([phi, normalised], -1), [batch, -1])
             hidden, attention_state = self.attention_cell(attention_in, attention_state, training=training)
