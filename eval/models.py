@@ -63,7 +63,7 @@ def load_mean_shape(scheme: LandmarkScheme, train_data: Optional[str] = None,
     return predictor
 
 
-def _load_keras(spec: str, scheme: LandmarkScheme, margin: Optional[float]) -> CropPredictor:
+def _load_keras(spec: str, scheme: LandmarkScheme, margin: Optional[float], flip_test: bool) -> CropPredictor:
     """A RAR model (rar_keras.inference: crops -> crop pixels, with predict_steps) wrapped to work on images."""
     try:
         from rar_keras.inference import load_keras_predictor
@@ -71,7 +71,7 @@ def _load_keras(spec: str, scheme: LandmarkScheme, margin: Optional[float]) -> C
         raise DataError(f"--model {spec}: Keras models need rar_keras.inference, which is not "
                         f"available here ({err})") from None
     try:
-        landmarker = load_keras_predictor(spec)
+        landmarker = load_keras_predictor(spec, flip_test=flip_test)
     except DataError:
         raise
     except (FileNotFoundError, KeyError, ValueError) as err:
@@ -85,8 +85,9 @@ def _load_keras(spec: str, scheme: LandmarkScheme, margin: Optional[float]) -> C
                          scheme, steps_fn=getattr(landmarker, "predict_steps", None))
 
 
-def _load_runtime(spec: str, scheme: LandmarkScheme, margin: Optional[float]) -> CropPredictor:
+def _load_runtime(spec: str, scheme: LandmarkScheme, margin: Optional[float], flip_test: bool) -> CropPredictor:
     from eval import runtimes
+    from rar_keras.flip_test import FlipAveraged
 
     loaded = runtimes.load_tflite(spec) if spec.endswith(".tflite") else runtimes.load_onnx(spec)
     if loaded.num_points != scheme.num_points:
@@ -94,7 +95,8 @@ def _load_runtime(spec: str, scheme: LandmarkScheme, margin: Optional[float]) ->
                         f"{scheme.name} needs {scheme.num_points}")
     if margin is None:
         margin = loaded.margin if loaded.margin is not None else DEFAULT_MARGIN
-    return CropPredictor(loaded.crop_fn, loaded.input_size, margin, scheme)
+    crop_fn = FlipAveraged(loaded.crop_fn, scheme, loaded.input_size) if flip_test else loaded.crop_fn
+    return CropPredictor(crop_fn, loaded.input_size, margin, scheme)
 
 
 def _is_preset_name(spec: str) -> bool:
@@ -102,7 +104,8 @@ def _is_preset_name(spec: str) -> bool:
 
 
 def load_predictor(spec: str, scheme: LandmarkScheme, train_data: Optional[str] = None,
-                   data_path: Optional[str] = None, margin: Optional[float] = None) -> Predictor:
+                   data_path: Optional[str] = None, margin: Optional[float] = None,
+                   flip_test: bool = False) -> Predictor:
     """Loads the predictor named by `spec` (see the module docstring).
 
     Args:
@@ -111,6 +114,7 @@ def load_predictor(spec: str, scheme: LandmarkScheme, train_data: Optional[str] 
         train_data: training set for "mean-shape".
         data_path: the evaluated data (to find 300-W's train folders).
         margin: crop margin of crop models, overriding the one stored in the file.
+        flip_test: crop models average each prediction with the one on the mirrored crop.
 
     Raises:
         DataError: missing file, unknown spec or a model of another scheme.
@@ -122,8 +126,8 @@ def load_predictor(spec: str, scheme: LandmarkScheme, train_data: Optional[str] 
         if not os.path.isfile(spec):
             raise DataError(f"--model {spec}: no such file")
         if suffix != ".keras":
-            return _load_runtime(spec, scheme, margin)
+            return _load_runtime(spec, scheme, margin, flip_test)
     elif not _is_preset_name(spec) or os.path.exists(spec):
         raise DataError(f"--model {spec}: unknown model spec (expected {MEAN_SHAPE!r}, a preset name "
                         "or a .keras, .tflite or .onnx file)")
-    return _load_keras(spec, scheme, margin)
+    return _load_keras(spec, scheme, margin, flip_test)

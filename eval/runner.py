@@ -76,6 +76,9 @@ def build_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
     parser.add_argument("--margin", type=float,
                         help="crop margin of a crop model (default: the one stored in the model file)")
     parser.add_argument("--per-step", action="store_true", help="also report NME after each RAR stage")
+    parser.add_argument("--flip", action="store_true",
+                        help="flip test: average each face's landmarks with those of its mirror image "
+                             "(crop models; twice the compute)")
     parser.add_argument("--out", required=True, help="output folder")
     return parser
 
@@ -178,7 +181,10 @@ def evaluate(args, benchmark: Benchmark) -> dict:
     if args.box == "detector" and not args.detector_model:
         raise DataError("--box detector needs --detector-model PATH (a YuNet .onnx)")
     records = _load_faces(args, benchmark)
-    predictor = load_predictor(args.model, benchmark.scheme, args.train_data, args.data, args.margin)
+    if args.flip and args.model == "mean-shape":
+        raise DataError("--flip: the mean-shape baseline has no crop model to flip")
+    predictor = load_predictor(args.model, benchmark.scheme, args.train_data, args.data, args.margin,
+                               flip_test=args.flip)
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -189,7 +195,7 @@ def evaluate(args, benchmark: Benchmark) -> dict:
     summary = report.summarize(nmes, benchmark.fr_normalizer)
     metrics = {**summary, "num_faces": len(records), "num_missed": int((~found).sum()),
                "benchmark": benchmark.name, "scheme": benchmark.scheme.name, "data": args.data,
-               "model": args.model, "box_protocol": args.box, "fr_normalizer": benchmark.fr_normalizer,
+               "model": args.model, "flip_test": bool(args.flip), "box_protocol": args.box, "fr_normalizer": benchmark.fr_normalizer,
                "normalizers": {k: NORMALIZER_NAMES[k] for k in benchmark.normalizers},
                "thresholds": list(FAILURE_THRESHOLDS), "units": "fractions (x100 for %)"}
     if steps is not None:
@@ -208,7 +214,8 @@ def evaluate(args, benchmark: Benchmark) -> dict:
 
 def _print_results(metrics: dict, args, benchmark: Benchmark) -> None:
     missed = f", {metrics['num_missed']} missed by the detector" if metrics["num_missed"] else ""
-    title = (f"{benchmark.name}: {metrics['num_faces']} faces{missed} | model {args.model} | "
+    flip = " (flip test)" if args.flip else ""
+    title = (f"{benchmark.name}: {metrics['num_faces']} faces{missed} | model {args.model}{flip} | "
              f"box: {args.box} | {args.data}")
     print(report.format_table(metrics, title, benchmark.fr_normalizer))
     if args.per_step:

@@ -59,6 +59,8 @@ def contract(model, batch: Optional[int] = 1, quantization: str = "none", runtim
         "crop": CROP_RULE,
         "scheme": scheme.name,
         "num_landmarks": int(scheme.num_points),
+        # For a flip test on the device: landmark i of a mirrored crop is landmark flip_permutation[i].
+        "flip_permutation": [int(i) for i in scheme.flip_permutation],
         "steps": int(cfg.steps),
         "output_names": list(OUTPUT_NAMES),
         "outputs": OUTPUTS,

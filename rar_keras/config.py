@@ -44,6 +44,8 @@ class RARConfig:
         stages: training stages as (name, fraction of the epochs); names are
             "detector" (heatmap loss only), "refiner" (backbone frozen) and "joint".
         learning_rate, batch_size, weight_decay: optimisation.
+        warmup_fraction: share of the steps over which the learning rate climbs linearly from 0
+            (then cosine decay); useful when fine-tuning with `--init-from`.
         seed: seed of the bank, the RANSAC pairs and the data order.
     """
 
@@ -80,6 +82,7 @@ class RARConfig:
     learning_rate: float = 2e-3
     batch_size: int = 32
     weight_decay: float = 1e-4
+    warmup_fraction: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -90,6 +93,8 @@ class RARConfig:
             raise ValueError(f"decoder must be one of ('transposed', 'separable'), got {self.decoder!r}")
         if self.backbone not in ("mobile", "vgg19"):
             raise ValueError(f"backbone must be 'mobile' or 'vgg19', got {self.backbone!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         for name, _ in self.stages:
             if name not in ("detector", "refiner", "joint"):
                 raise ValueError(f"unknown training stage {name!r}: use detector, refiner or joint")

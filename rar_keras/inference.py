@@ -52,11 +52,14 @@ class KerasLandmarker:
     Args:
         model: a `RARLandmarker`.
         batch_size: crops per forward pass.
+        flip_test: average every prediction with the one on the mirrored crop
+            (`rar_keras.flip_test`; twice the compute).
     """
 
-    def __init__(self, model, batch_size: int = 32):
+    def __init__(self, model, batch_size: int = 32, flip_test: bool = False):
         self.model = model
         self.batch_size = batch_size
+        self.flip_test = bool(flip_test)
         self.input_size = model.config.input_size
         self.margin = model.config.margin
         self.scheme = get_scheme(model.config.scheme)
@@ -69,12 +72,25 @@ class KerasLandmarker:
         for start in range(0, len(crops), self.batch_size):
             yield self.model(crops[start:start + self.batch_size], training=False, init_mode=init_mode)
 
+    def _flip_averaged(self, predict, crops):
+        if not self.flip_test:
+            return predict(crops)
+        from rar_keras.flip_test import flip_averaged
+
+        return flip_averaged(predict, crops, self.scheme, self.input_size)
+
     def __call__(self, crops) -> np.ndarray:
-        parts = [out["landmarks"].numpy() for out in self._outputs(crops)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.scheme.num_points, 2), np.float32)
+        return self._flip_averaged(self._landmarks, crops)
 
     def predict_steps(self, crops, init_mode=None) -> dict:
         """Shapes at every stage: "detected" S_d, "step_0" the start S_0, ..., "step_T"; and "attention"."""
+        return self._flip_averaged(lambda batch: self._steps(batch, init_mode), crops)
+
+    def _landmarks(self, crops) -> np.ndarray:
+        parts = [out["landmarks"].numpy() for out in self._outputs(crops)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.scheme.num_points, 2), np.float32)
+
+    def _steps(self, crops, init_mode=None) -> dict:
         collected: dict[str, list] = {}
         for out in self._outputs(crops, init_mode):
             steps = out["steps"].numpy()
@@ -85,6 +101,6 @@ class KerasLandmarker:
         return {key: np.concatenate(value) for key, value in collected.items()}
 
 
-def load_keras_predictor(spec: str, batch_size: int = 32) -> KerasLandmarker:
-    """A preset name or `.keras` path as a crop-level landmark function."""
-    return KerasLandmarker(load_model(spec), batch_size=batch_size)
+def load_keras_predictor(spec: str, batch_size: int = 32, flip_test: bool = False) -> KerasLandmarker:
+    """A preset name or `.keras` path as a crop-level landmark function (see `KerasLandmarker`)."""
+    return KerasLandmarker(load_model(spec), batch_size=batch_size, flip_test=flip_test)

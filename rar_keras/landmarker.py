@@ -48,6 +48,9 @@ class LandmarkerOptions:
         max_faces: keep at most this many faces per image, best scores first (None = all).
         batch_size: face crops per model call (and images per chunk in batch/directory use).
         with_steps: also return every refinement stage and the attention centres per face.
+        flip_test: average each face's landmarks with those found on its mirror image (more
+            accurate, twice the model's compute; off by default so that results match the
+            exported `.tflite` / `.onnx` files).
     """
 
     model: str = DEFAULT_PRESET
@@ -56,6 +59,7 @@ class LandmarkerOptions:
     max_faces: Optional[int] = None
     batch_size: int = DEFAULT_BATCH_SIZE
     with_steps: bool = False
+    flip_test: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.min_face_score <= 1.0:
@@ -146,7 +150,7 @@ def image_files(folder) -> list[str]:
     return sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def load_crop_model(spec: str, batch_size: int = DEFAULT_BATCH_SIZE):
+def load_crop_model(spec: str, batch_size: int = DEFAULT_BATCH_SIZE, flip_test: bool = False):
     """`rar_keras.inference.load_keras_predictor`, with a clear error for an unknown preset name."""
     from rar_keras.inference import load_keras_predictor
     from rar_keras.presets import is_preset_folder, list_presets
@@ -158,7 +162,7 @@ def load_crop_model(spec: str, batch_size: int = DEFAULT_BATCH_SIZE):
                         f"(available presets: {shipped})")
     if spec.endswith(MODEL_SUFFIX) and not os.path.isfile(spec):   # checked before TensorFlow loads
         raise DataError(f"model {spec}: no such file (give a {MODEL_SUFFIX} file or a preset: {shipped})")
-    return load_keras_predictor(spec, batch_size=batch_size)
+    return load_keras_predictor(spec, batch_size=batch_size, flip_test=flip_test)
 
 
 def _user_boxes(boxes, image: np.ndarray, source: str) -> np.ndarray:
@@ -199,7 +203,7 @@ class FaceLandmarker:
         """Loads the model and the detector (DataError on a bad model, preset or detector)."""
         options = options or LandmarkerOptions()
         detector = make_detector(options.detector, score_threshold=options.min_face_score)
-        crop_model = load_crop_model(options.model, options.batch_size)
+        crop_model = load_crop_model(options.model, options.batch_size, options.flip_test)
         return cls(crop_model, detector, options)
 
     # === Public API ===

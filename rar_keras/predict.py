@@ -42,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="blazeface (default), blazeface:full, blazeface:short or yunet:PATH")
     parser.add_argument("--min-score", type=float, default=None, help="minimum detector score")
     parser.add_argument("--max-faces", type=int, default=None, help="at most this many faces per image")
+    parser.add_argument("--flip", action="store_true",
+                        help="flip test: average with the landmarks of the mirrored face (twice the compute)")
     parser.add_argument("--out", metavar="DIR", help="write <name>.json and <name>.png here instead of stdout")
     return parser.parse_args(argv)
 
@@ -127,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     extra = {k: v for k, v in (("min_face_score", args.min_score), ("max_faces", args.max_faces)) if v is not None}
-    landmarker = FaceLandmarker.create(LandmarkerOptions(model=args.model, detector=args.detector, **extra))
+    landmarker = FaceLandmarker.create(LandmarkerOptions(model=args.model, detector=args.detector,
+                                                         flip_test=args.flip, **extra))
     per_image = None if boxes is None else [boxes] * len(paths)
     results = landmarker.iter_results(paths, per_image)
     used: set = set()

@@ -36,6 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="split the CPU into N logical devices for MirroredStrategy (testing)")
     parser.add_argument("--deterministic", action="store_true",
                         help="use deterministic TensorFlow ops (same weights on every run; slower)")
+    parser.add_argument("--init-from", default=None, metavar="MODEL",
+                        help="start from the weights of a preset or .keras file of the same architecture "
+                             "(fine-tuning, or continuing a finished run with a new schedule)")
     parser.add_argument("--verbose", type=int, default=1, help="Keras progress: 1 bar, 2 line per epoch")
     return parser.parse_args(argv)
 
@@ -126,11 +129,18 @@ def train(args: argparse.Namespace) -> pathlib.Path:
 
     with strategy.scope():
         model = RARLandmarker(config)
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, epochs * steps_per_epoch,
-                                                          warmup_target=None, alpha=0.02)
+        total_steps = epochs * steps_per_epoch
+        warmup_steps = int(round(config.warmup_fraction * total_steps))
+        # With a warm-up, CosineDecay climbs from `initial_learning_rate` to `warmup_target`.
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup_steps else config.learning_rate, total_steps - warmup_steps, alpha=0.02,
+            warmup_target=config.learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
         model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                                        clipnorm=5.0))
         model.build_for_training()
+        if args.init_from:
+            copy_weights(args.init_from, model)
+            print(f"initialised from {args.init_from}")
     crop_shapes = crop_space_shapes(train_cache, scheme)
     bank = crop_landmarks_bank(model, crop_shapes, seed=config.seed)
     print(f"shape bank: {len(bank.shapes)} shapes, {bank.dropped} training shapes dropped by RANSAC")
@@ -154,6 +164,22 @@ def train(args: argparse.Namespace) -> pathlib.Path:
     print(f"trained {epochs} epochs x {steps_per_epoch} steps in {seconds:.0f} s "
           f"({epochs * steps_per_epoch * config.batch_size / max(seconds, 1e-9):.1f} crops/s); saved {path}")
     return path
+
+
+def copy_weights(spec: str, model) -> None:
+    """Loads the weights of a preset or `.keras` file into `model`, which must have its architecture."""
+    from rar_keras.inference import load_model
+
+    source = load_model(spec)
+    mine, theirs = model.weights, source.weights
+    if len(mine) != len(theirs):
+        raise DataError(f"--init-from {spec}: holds {len(theirs)} weights, the config builds a model of "
+                        f"{len(mine)}: not the same architecture")
+    for target, value in zip(mine, theirs):
+        if tuple(target.shape) != tuple(value.shape):
+            raise DataError(f"--init-from {spec}: {target.path} has shape {tuple(value.shape)}, the config "
+                            f"expects {tuple(target.shape)}: not the same architecture")
+        target.assign(value.numpy().astype(target.dtype))
 
 
 def crop_space_shapes(cache, scheme):

@@ -131,6 +131,7 @@ def test_metadata_round_trip(trained, exported):
         assert meta["scheme"] == "300w68" and meta["num_landmarks"] == 68 and meta["steps"] == TINY.steps
         assert meta["channel_order"] == "RGB" and meta["value_range"] == [0.0, 255.0]
         assert meta["output_names"] == ["landmarks", "attention", "confidence"]
+        assert meta["flip_permutation"] == W300.flip_permutation.tolist()
     assert metadata.read_metadata(exported["int8"])["quantization"].startswith("int8")
     # The evaluation runtimes find the margin and the landmarks output by name.
     reference = graph.keras_reference(model, images[:2])["landmarks"]
