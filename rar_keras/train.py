@@ -89,6 +89,13 @@ def train(args: argparse.Namespace) -> pathlib.Path:
         train_records, val_records = split_validation(records, args.val_fraction, config.seed)
     for record in train_records:
         scheme.check(record.landmarks, record.path)
+    if args.init_from:
+        from rar_keras.presets import is_preset_folder, list_presets
+
+        if not (pathlib.Path(args.init_from).is_file() or args.init_from in list_presets()
+                or is_preset_folder(args.init_from)):
+            raise DataError(f"--init-from {args.init_from}: no such .keras file, preset folder or shipped "
+                            f"preset (shipped: {', '.join(list_presets()) or 'none'})")
     if not 1 <= config.batch_size <= len(train_records):
         raise DataError(f"batch_size {config.batch_size}: must be between 1 and the number of training "
                         f"faces ({len(train_records)}); lower it with --set batch_size=N")
@@ -127,6 +134,11 @@ def train(args: argparse.Namespace) -> pathlib.Path:
         val_data = eval_dataset(val_cache, config.input_size, config.batch_size).map(
             lambda images, landmarks, matrix: (images, {"landmarks": landmarks}))
 
+    source = None
+    if args.init_from:
+        from rar_keras.inference import load_model
+
+        source = load_model(args.init_from)
     with strategy.scope():
         model = RARLandmarker(config)
         total_steps = epochs * steps_per_epoch
@@ -138,8 +150,8 @@ def train(args: argparse.Namespace) -> pathlib.Path:
         model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                                        clipnorm=5.0))
         model.build_for_training()
-        if args.init_from:
-            copy_weights(args.init_from, model)
+        if source is not None:
+            copy_weights(source, model, args.init_from)
             print(f"initialised from {args.init_from}")
     crop_shapes = crop_space_shapes(train_cache, scheme)
     bank = crop_landmarks_bank(model, crop_shapes, seed=config.seed)
@@ -166,11 +178,8 @@ def train(args: argparse.Namespace) -> pathlib.Path:
     return path
 
 
-def copy_weights(spec: str, model) -> None:
-    """Loads the weights of a preset or `.keras` file into `model`, which must have its architecture."""
-    from rar_keras.inference import load_model
-
-    source = load_model(spec)
+def copy_weights(source, model, spec: str) -> None:
+    """Copies the weights of `source` (loaded from `spec`) into `model`, which must have its architecture."""
     mine, theirs = model.weights, source.weights
     if len(mine) != len(theirs):
         raise DataError(f"--init-from {spec}: holds {len(theirs)} weights, the config builds a model of "

