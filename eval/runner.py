@@ -195,7 +195,8 @@ def evaluate(args, benchmark: Benchmark) -> dict:
     summary = report.summarize(nmes, benchmark.fr_normalizer)
     metrics = {**summary, "num_faces": len(records), "num_missed": int((~found).sum()),
                "benchmark": benchmark.name, "scheme": benchmark.scheme.name, "data": args.data,
-               "model": args.model, "flip_test": bool(args.flip), "box_protocol": args.box, "fr_normalizer": benchmark.fr_normalizer,
+               "model": args.model, "flip_test": bool(args.flip), "box_protocol": args.box,
+               "fr_normalizer": benchmark.fr_normalizer,
                "normalizers": {k: NORMALIZER_NAMES[k] for k in benchmark.normalizers},
                "thresholds": list(FAILURE_THRESHOLDS), "units": "fractions (x100 for %)"}
     if steps is not None:
