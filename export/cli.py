@@ -65,9 +65,9 @@ def _check_args(args) -> None:
     suffix = pathlib.Path(args.out).suffix.lower()
     if suffix != f".{args.format}":
         raise UsageError(f"--out {args.out}: expected a .{args.format} file for --format {args.format}")
-    from rar_keras.presets import is_preset_folder, list_presets  # light: no TensorFlow yet
+    from rar_keras.presets import list_presets, names_a_model  # light: no TensorFlow yet
 
-    if not (os.path.isfile(args.model) or args.model in list_presets() or is_preset_folder(args.model)):
+    if not names_a_model(args.model):
         raise UsageError(f"--model {args.model}: model file not found (expected a .keras file, a preset "
                          f"folder or a shipped preset: {', '.join(list_presets()) or 'none shipped'})")
 

@@ -31,6 +31,11 @@ def is_preset_folder(path) -> bool:
     return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
 
 
+def names_a_model(spec: str) -> bool:
+    """Whether `spec` is an existing file, a shipped preset or a preset folder (checked without TensorFlow)."""
+    return pathlib.Path(spec).is_file() or spec in list_presets() or is_preset_folder(spec)
+
+
 def preset_folder(name_or_path: str) -> pathlib.Path:
     """A shipped preset's folder, or a folder written by `save_preset`, with a clear error otherwise."""
     for candidate in (PRESETS_DIR / name_or_path, pathlib.Path(name_or_path)):

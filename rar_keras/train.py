@@ -90,10 +90,9 @@ def train(args: argparse.Namespace) -> pathlib.Path:
     for record in train_records:
         scheme.check(record.landmarks, record.path)
     if args.init_from:
-        from rar_keras.presets import is_preset_folder, list_presets
+        from rar_keras.presets import list_presets, names_a_model
 
-        if not (pathlib.Path(args.init_from).is_file() or args.init_from in list_presets()
-                or is_preset_folder(args.init_from)):
+        if not names_a_model(args.init_from):
             raise DataError(f"--init-from {args.init_from}: no such .keras file, preset folder or shipped "
                             f"preset (shipped: {', '.join(list_presets()) or 'none'})")
     if not 1 <= config.batch_size <= len(train_records):
