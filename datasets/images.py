@@ -25,6 +25,8 @@ from datasets.errors import DataError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+# File extensions taken for images, everywhere (folders of faces, predict's folder runs).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pnm", ".webp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 64_000_000
 MIN_SIDE = 16
 RGB_CHANNELS = 3

@@ -92,7 +92,8 @@ def _first_line(source: pathlib.Path) -> str:
 
 
 def _single_pts(source: pathlib.Path) -> FaceRecord:
-    from datasets.w300 import IMAGE_EXTENSIONS, read_face
+    from datasets.images import IMAGE_EXTENSIONS
+    from datasets.w300 import read_face
 
     for suffix in IMAGE_EXTENSIONS:
         for image in (source.with_suffix(suffix), source.with_suffix(suffix.upper())):

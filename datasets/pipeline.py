@@ -9,13 +9,14 @@ per face (a single bilinear warp), colour jitter and synthetic occluders;
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence, Union
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from datasets import augment as aug
+from datasets.augment_config import AugmentConfig
 from datasets.crops import chain_affine, crop_face
 from datasets.errors import DataError
 from datasets.geometry import DEFAULT_MARGIN, apply_affine, crop_matrix, invert_affine
@@ -138,7 +139,7 @@ def cache_faces(records: Sequence[FaceRecord], size: int, margin: float = DEFAUL
 
 
 def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_size: int, seed: int,
-                  augment: aug.AugmentConfig = aug.AugmentConfig(), shuffle: bool = True,
+                  augment: AugmentConfig = AugmentConfig(), shuffle: bool = True,
                   epochs: int | None = None, deterministic: bool = True,
                   start_step: int = 0) -> tf.data.Dataset:
     """Augmented training batches drawn from a FaceCache.
@@ -156,7 +157,7 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
         size: output crop side.
         batch_size: faces per batch.
         seed: the random seed.
-        augment: augmentation parameters (`augment.NO_AUGMENT` for none).
+        augment: augmentation parameters (`augment_config.NO_AUGMENT` for none).
         shuffle: shuffle the faces each epoch.
         epochs: number of passes; None repeats forever (what `model.fit` with
             `steps_per_epoch` wants). Calling `.repeat()` on a finite dataset
@@ -227,44 +228,23 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
     return _with_options(dataset.prefetch(tf.data.AUTOTUNE), deterministic)
 
 
-def eval_dataset(source: Union[FaceCache, Sequence[FaceRecord]], size: int, batch_size: int,
-                 margin: float = DEFAULT_MARGIN, deterministic: bool = True) -> tf.data.Dataset:
-    """Plain model crops in order, with the matrices back to the image.
+def eval_dataset(cache: FaceCache, size: int, batch_size: int, deterministic: bool = True) -> tf.data.Dataset:
+    """Plain model crops of cached faces, in order, with the matrices back to the image.
 
     Args:
-        source: a FaceCache (crops cut from it) or FaceRecords (cut with
-            `crop_face` straight from the images).
+        cache: faces from `cache_faces`.
         size: crop side.
         batch_size: faces per batch (the last batch may be smaller).
-        margin: crop margin, used for records (a cache keeps its own).
         deterministic: tf.data `options.deterministic`.
 
     Returns:
         A dataset of `(images, landmarks, matrix)`: images float32
         (B, size, size, 3) in 0..255, landmarks (B, L, 2) float32 in crop
-        pixels, matrix (B, 2, 3) float64 crop pixels -> image pixels (see
-        `to_image_coords`).
+        pixels, matrix (B, 2, 3) float64 crop pixels -> image pixels.
     """
     if batch_size <= 0:
         raise DataError(f"batch size must be positive, got {batch_size}")
     size = int(size)
-    if isinstance(source, FaceCache):
-        return _eval_from_cache(source, size, batch_size, deterministic)
-    records = list(source)
-    if not records:
-        raise DataError("no faces to evaluate: the record list is empty")
-    crops, landmarks, to_image = [], [], []
-    for record in records:
-        crop, matrix = crop_face(record.image, record.box, size, margin)
-        crops.append(crop)
-        landmarks.append(apply_affine(record.landmarks, matrix).astype(np.float32))
-        to_image.append(invert_affine(matrix))
-    dataset = tf.data.Dataset.from_tensor_slices((np.stack(crops), np.stack(landmarks), np.stack(to_image)))
-    dataset = dataset.batch(batch_size).map(lambda crop, points, matrix: (tf.cast(crop, tf.float32), points, matrix))
-    return _with_options(dataset.prefetch(tf.data.AUTOTUNE), deterministic)
-
-
-def _eval_from_cache(cache: FaceCache, size: int, batch_size: int, deterministic: bool) -> tf.data.Dataset:
     base = cache.crop_matrices(size)
     to_image = np.stack([chain_affine(m, invert_affine(b)) for m, b in zip(cache.to_image, base)])
     images = tf.constant(cache.images)
@@ -279,23 +259,6 @@ def _eval_from_cache(cache: FaceCache, size: int, batch_size: int, deterministic
     dataset = tf.data.Dataset.range(len(cache)).batch(batch_size).map(make_batch,
                                                                         num_parallel_calls=tf.data.AUTOTUNE)
     return _with_options(dataset.prefetch(tf.data.AUTOTUNE), deterministic)
-
-
-def to_image_coords(points_crop, matrix) -> np.ndarray:
-    """Maps crop-pixel landmarks back to image pixels.
-
-    Args:
-        points_crop: (..., L, 2) landmarks in crop pixels (NumPy or tensor).
-        matrix: (..., 2, 3) crop -> image matrices, as yielded by `eval_dataset`
-            (or `geometry.invert_affine` of `crop_face`'s matrix).
-
-    Returns:
-        (..., L, 2) float32 image pixels.
-    """
-    points = np.asarray(points_crop, np.float64)
-    m = np.asarray(matrix, np.float64)
-    out = np.einsum("...lj,...ij->...li", points, m[..., :2]) + m[..., None, :, 2]
-    return out.astype(np.float32)
 
 
 def _with_options(dataset: tf.data.Dataset, deterministic: bool) -> tf.data.Dataset:

@@ -52,6 +52,13 @@ class LandmarkScheme:
             perm[a], perm[b] = b, a
         return perm
 
+    def mirror_landmarks(self, points, width: float) -> np.ndarray:
+        """Landmarks (..., L, 2) of an image mirrored left-right, `width` pixels wide: x -> width - 1 - x
+        (pixel centres on integers), left and right landmarks swapped by `flip_permutation`."""
+        mirrored = np.asarray(points, np.float32)[..., self.flip_permutation, :].copy()
+        mirrored[..., 0] = (width - 1) - mirrored[..., 0]
+        return mirrored
+
     @property
     def pupils(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Index groups of the two eye centres (inter-pupil normaliser)."""

@@ -24,13 +24,12 @@ from typing import Iterator, Optional, Union
 import numpy as np
 
 from datasets.errors import DataError
-from datasets.images import read_image
+from datasets.images import IMAGE_EXTENSIONS, read_image
 from datasets.record import FaceRecord, from_one_based, landmark_box
 from datasets.schemes import W300, LandmarkScheme
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp")
 PTS_EXTENSION = ".pts"
 OPEN_BRACE, CLOSE_BRACE = "{", "}"
 N_POINTS_KEY = "n_points"

@@ -1,4 +1,4 @@
-"""Detector face boxes for the `--box detector` protocol (YuNet via `rar_keras.detection`).
+"""Detector face boxes for the `--box detector` protocol (YuNet via `rar_keras.detectors.yunet`).
 
 The protocol uses YuNet's own boxes (no landmark-box adjustment), matched to each
 annotated face by overlap with its reference box.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rar_keras.detection import YuNetDetector as _YuNet
-from rar_keras.detection import box_iou  # noqa: F401  (re-exported for callers of eval.detector)
+from rar_keras.detectors.yunet import YuNetDetector as _YuNet
+from rar_keras.detectors.base import box_iou  # noqa: F401  (re-exported for callers of eval.detector)
 
 SCORE_THRESHOLD = 0.5
 MIN_IOU = 0.1      # a detection overlapping the ground-truth box less than this is not that face

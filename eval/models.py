@@ -2,10 +2,9 @@
 
 Specs:
     "mean-shape"            the mean training shape placed in the box (baseline)
-    path/to/model.keras     a saved RAR model (rar_keras.inference)
-    preset name             a shipped preset, e.g. "rar_300w" (rar_keras.inference)
-    path/to/model.tflite    a LiteRT crop model (see eval.runtimes)
-    path/to/model.onnx      an ONNX crop model (see eval.runtimes)
+    anything else           a model spec (`rar_keras.inference.model_spec`): a preset name or
+                            folder, or a .keras / .tflite / .onnx file, run through the product's
+                            crop path (`rar_keras.inference.crop_landmarker.CropLandmarker`)
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ import pathlib
 from typing import Optional
 
 from datasets.errors import DataError
-from datasets.geometry import DEFAULT_MARGIN
 from datasets.schemes import W300, LandmarkScheme
-from eval.predictors import CropPredictor, MeanShapePredictor, Predictor
+from eval.predictors import MeanShapePredictor, Predictor
 
 MEAN_SHAPE = "mean-shape"
 W300_TRAIN_FOLDERS = ("afw", "helen/trainset", "lfpw/trainset")
@@ -63,53 +61,13 @@ def load_mean_shape(scheme: LandmarkScheme, train_data: Optional[str] = None,
     return predictor
 
 
-def _load_keras(spec: str, scheme: LandmarkScheme, margin: Optional[float], flip_test: bool) -> CropPredictor:
-    """A RAR model (rar_keras.inference: crops -> crop pixels, with predict_steps) wrapped to work on images."""
-    try:
-        from rar_keras.inference import load_keras_predictor
-    except ImportError as err:
-        raise DataError(f"--model {spec}: Keras models need rar_keras.inference, which is not "
-                        f"available here ({err})") from None
-    try:
-        landmarker = load_keras_predictor(spec, flip_test=flip_test)
-    except DataError:
-        raise
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        raise DataError(f"--model {spec}: could not load ({err})") from None
-    model_scheme = landmarker.scheme
-    if model_scheme.name != scheme.name:
-        raise DataError(f"--model {spec}: a model for the {model_scheme.name} scheme "
-                        f"({model_scheme.num_points} landmarks); this benchmark needs a {scheme.name} "
-                        f"model ({scheme.num_points} landmarks)")
-    return CropPredictor(landmarker, landmarker.input_size, landmarker.margin if margin is None else margin,
-                         scheme, steps_fn=getattr(landmarker, "predict_steps", None))
-
-
-def _load_runtime(spec: str, scheme: LandmarkScheme, margin: Optional[float], flip_test: bool) -> CropPredictor:
-    from eval import runtimes
-    from rar_keras.flip_test import FlipAveraged
-
-    loaded = runtimes.load_tflite(spec) if spec.endswith(".tflite") else runtimes.load_onnx(spec)
-    if loaded.num_points != scheme.num_points:
-        raise DataError(f"--model {spec}: predicts {loaded.num_points} landmarks; "
-                        f"{scheme.name} needs {scheme.num_points}")
-    if margin is None:
-        margin = loaded.margin if loaded.margin is not None else DEFAULT_MARGIN
-    crop_fn = FlipAveraged(loaded.crop_fn, scheme, loaded.input_size) if flip_test else loaded.crop_fn
-    return CropPredictor(crop_fn, loaded.input_size, margin, scheme)
-
-
-def _is_preset_name(spec: str) -> bool:
-    return os.sep not in spec and "/" not in spec and not pathlib.Path(spec).suffix
-
-
 def load_predictor(spec: str, scheme: LandmarkScheme, train_data: Optional[str] = None,
                    data_path: Optional[str] = None, margin: Optional[float] = None,
                    flip_test: bool = False) -> Predictor:
     """Loads the predictor named by `spec` (see the module docstring).
 
     Args:
-        spec: "mean-shape", a .keras/.tflite/.onnx path or a preset name.
+        spec: "mean-shape", a preset name or folder, or a .keras/.tflite/.onnx path.
         scheme: the benchmark's landmark scheme; the model must predict it.
         train_data: training set for "mean-shape".
         data_path: the evaluated data (to find 300-W's train folders).
@@ -121,13 +79,13 @@ def load_predictor(spec: str, scheme: LandmarkScheme, train_data: Optional[str] 
     """
     if spec == MEAN_SHAPE:
         return load_mean_shape(scheme, train_data, data_path)
-    suffix = pathlib.Path(spec).suffix.lower()
-    if suffix in (".keras", ".tflite", ".onnx"):
-        if not os.path.isfile(spec):
-            raise DataError(f"--model {spec}: no such file")
-        if suffix != ".keras":
-            return _load_runtime(spec, scheme, margin, flip_test)
-    elif not _is_preset_name(spec) or os.path.exists(spec):
-        raise DataError(f"--model {spec}: unknown model spec (expected {MEAN_SHAPE!r}, a preset name "
-                        "or a .keras, .tflite or .onnx file)")
-    return _load_keras(spec, scheme, margin, flip_test)
+    from rar_keras.inference.crop_landmarker import CropLandmarker
+    from rar_keras.inference.crop_models import load_crop_model
+
+    crop_model = load_crop_model(spec, flip_test=flip_test, argument="--model")
+    model_scheme = crop_model.scheme
+    if model_scheme is None or model_scheme.num_points != scheme.num_points:
+        found = f"{model_scheme.name} ({model_scheme.num_points} landmarks)" if model_scheme else "an unknown scheme"
+        raise DataError(f"--model {spec}: a model for {found}; this benchmark needs a {scheme.name} model "
+                        f"({scheme.num_points} landmarks)")
+    return CropLandmarker(crop_model, margin=margin)

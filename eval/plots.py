@@ -1,4 +1,4 @@
-"""Report pictures: the CED curve (matplotlib, Agg). Landmark overlays: `rar_keras.overlay`."""
+"""Report pictures: the CED curve (matplotlib, Agg). Landmark overlays: `rar_keras.inference.overlay`."""
 
 from __future__ import annotations
 

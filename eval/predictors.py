@@ -1,5 +1,8 @@
 """What the evaluation runner calls: images + face boxes in, landmarks in image pixels out.
 
+Crop models go through `rar_keras.inference.crop_landmarker.CropLandmarker` (the product's one
+crop -> model -> image path); this module holds the protocol and the mean-shape baseline.
+
 A predictor may also expose `predict_steps(images, boxes) -> dict[str, (N, L, 2)]`
 (ordered stage name -> landmarks in image pixels, e.g. "detected", "step_0",
 ..., "step_T") and says so with `has_steps`; the runner's `--per-step` table
@@ -8,17 +11,13 @@ uses it when present.
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol, Sequence, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from datasets.errors import DataError
-from datasets.geometry import DEFAULT_MARGIN, apply_affine, invert_affine
 from datasets.record import FaceRecord, landmark_box
 from datasets.schemes import LandmarkScheme
-
-DEFAULT_BATCH_SIZE = 32
-
 
 @runtime_checkable
 class Predictor(Protocol):
@@ -36,79 +35,6 @@ def _check_batch(images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
     if len(images) != len(boxes):
         raise ValueError(f"{len(images)} images but {len(boxes)} boxes")
     return boxes
-
-
-class CropPredictor:
-    """Crops each face around its box, runs a crop model in batches, maps back to the image.
-
-    Args:
-        crop_fn: `crops (N, S, S, 3) uint8 -> (N, L, 2)` landmarks in crop pixels.
-        input_size: crop side S in pixels.
-        margin: context around the box, as a fraction of its longer side
-            (see `datasets.geometry.crop_matrix`).
-        scheme: the landmark scheme the model predicts.
-        batch_size: crops per `crop_fn` call.
-        steps_fn: optional `crops -> {stage: (N, L, 2) crop pixels}` (e.g. the
-            RAR model's `predict_steps`); entries of another shape are dropped.
-
-    Example:
-        >>> predictor = CropPredictor(lambda crops: model(crops), 128, 0.25, W300)
-        >>> landmarks = predictor.predict([image], np.array([[10, 20, 110, 130]]))
-    """
-
-    def __init__(self, crop_fn: Callable[[np.ndarray], np.ndarray], input_size: int,
-                 margin: float = DEFAULT_MARGIN, scheme: LandmarkScheme | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE,
-                 steps_fn: Optional[Callable[[np.ndarray], dict]] = None):
-        self.crop_fn = crop_fn
-        self.input_size = int(input_size)
-        self.margin = float(margin)
-        self.scheme = scheme
-        self.batch_size = int(batch_size)
-        self.steps_fn = steps_fn
-
-    @property
-    def has_steps(self) -> bool:
-        """Whether `predict_steps` is available (the crop model gave a `steps_fn`)."""
-        return self.steps_fn is not None
-
-    def _batches(self, images: Sequence[np.ndarray], boxes: np.ndarray):
-        """Yields (crops (n, S, S, 3) uint8, inverse matrices (n, 2, 3)) per batch."""
-        from datasets.crops import crop_face
-
-        boxes = _check_batch(images, boxes)
-        for start in range(0, len(images), self.batch_size):
-            crops, inverses = [], []
-            for image, box in zip(images[start:start + self.batch_size], boxes[start:start + self.batch_size]):
-                crop, matrix = crop_face(image, box, self.input_size, self.margin)
-                crops.append(crop)
-                inverses.append(invert_affine(matrix))
-            yield np.stack(crops).astype(np.uint8), inverses
-
-    @staticmethod
-    def _to_image(points, inverses) -> np.ndarray:
-        points = np.asarray(points, dtype=np.float32)
-        if points.ndim != 3 or points.shape[0] != len(inverses) or points.shape[2] != 2:
-            raise DataError(f"the crop model returned shape {points.shape}; expected ({len(inverses)}, L, 2)")
-        return np.stack([apply_affine(p, inv) for p, inv in zip(points, inverses)])
-
-    def predict(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
-        parts = [self._to_image(self.crop_fn(crops), inverses) for crops, inverses in self._batches(images, boxes)]
-        if not parts:
-            return np.zeros((0, self.scheme.num_points if self.scheme else 0, 2), np.float32)
-        return np.concatenate(parts).astype(np.float32)
-
-    def predict_steps(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> dict[str, np.ndarray]:
-        """{stage: (N, L, 2) image pixels}, in the crop model's stage order."""
-        if self.steps_fn is None:
-            raise NotImplementedError("this crop model gives no per-step predictions")
-        collected: dict[str, list] = {}
-        for crops, inverses in self._batches(images, boxes):
-            for stage, points in self.steps_fn(crops).items():
-                shape = np.shape(points)
-                if len(shape) == 3 and shape[0] == len(inverses) and shape[2] == 2:
-                    collected.setdefault(stage, []).append(self._to_image(points, inverses))
-        return {stage: np.concatenate(parts) for stage, parts in collected.items()}
 
 
 class MeanShapePredictor:

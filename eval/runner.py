@@ -1,6 +1,6 @@
 """The shared evaluation CLI behind `python -m eval.w300`, `eval.cofw`, `eval.aflw`, `eval.wflw`.
 
-Protocol (DESIGN.md section 4): NME per face = mean point-to-point error /
+Protocol (docs/EVALUATION.md): NME per face = mean point-to-point error /
 normaliser, averaged over faces; both "ip" and "io" are always reported, the
 failure rate and AUC at 8 % and 10 % use the benchmark's own normaliser.
 
@@ -138,7 +138,8 @@ def _predict(predictor, records, boxes, indices, progress, per_step: bool):
         preds[chunk] = predictor.predict(images, boxes[chunk])
         if with_steps:
             for stage, points in predictor.predict_steps(images, boxes[chunk]).items():
-                steps.setdefault(stage, np.full_like(preds, np.nan))[chunk] = points
+                if np.ndim(points) == 3:     # landmarks; the attention centres are indices
+                    steps.setdefault(stage, np.full_like(preds, np.nan))[chunk] = points
         bar.update(len(chunk))
     bar.close()
     return preds, (steps if with_steps else None)
@@ -155,7 +156,7 @@ def _face_nmes(preds, gt, records, benchmark: Benchmark, found) -> dict[str, np.
 
 
 def _save_overlays(out_dir: pathlib.Path, records, preds, boxes, errors, found, scheme) -> list[str]:
-    from rar_keras.overlay import save_overlay
+    from rar_keras.inference.overlay import save_overlay
 
     order = [i for i in np.argsort(errors, kind="stable") if found[i]]
     chosen = [("best", i) for i in order[:NUM_OVERLAYS]] + [("worst", i) for i in order[::-1][:NUM_OVERLAYS]]

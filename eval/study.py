@@ -9,14 +9,13 @@ shape S_0 and after every refinement step S_1..S_T, failure rate and AUC at
 each landmark is the attention centre at each step (robust start), and
 pictures of a few faces refined step by step.
 
-Protocol (DESIGN.md section 4): the face box is the tight box of the
+Protocol (docs/EVALUATION.md): the face box is the tight box of the
 ground-truth landmarks, cropped with the model's own margin. Predictions are
-mapped from crop pixels back to image pixels and compared with the original
-annotations there (NME is scale-invariant, so crop pixels would give the same
-figures up to resampling round-off).
+mapped from crop pixels back to image pixels (`CropLandmarker`, the product's
+crop path) and compared with the original annotations there.
 
 Example:
-    python -m eval.study --data ../shared/data/300w/helen/testset \
+    python -m eval.study --data $RAR_KERAS_DATA/300w/helen/testset \
         --model runs/w300_mobile/model.keras --out runs/study --faces 100
 
 Writes DIR/study.md (also printed), DIR/study.json, DIR/attention.png and
@@ -84,45 +83,34 @@ def _load_records(args, scheme):
     return [dataclasses.replace(r, box=landmark_box(r.landmarks)) for r in records]
 
 
-def _crops(records, size: int, margin: float):
-    """Model crops (N, S, S, 3) float32, ground truth in crop pixels, crop -> image matrices."""
-    from datasets.pipeline import eval_dataset
-
-    parts = [[], [], []]
-    for batch in eval_dataset(records, size, BATCH_SIZE, margin):
-        for part, value in zip(parts, batch):
-            part.append(value.numpy())
-    return tuple(np.concatenate(part) for part in parts)
-
-
-def _predict_all(landmarker, crops, modes: Sequence[str], seed: int) -> dict[str, dict]:
-    """predict_steps for every init mode, with one progress bar over modes x faces."""
+def _predict_all(landmarker, records, modes: Sequence[str], seed: int) -> dict[str, dict]:
+    """Every stage in image pixels (and the attention centres) for every init mode."""
     import keras
     from tqdm import tqdm
 
+    images = [r.image for r in records]
+    boxes = np.stack([r.box for r in records])
     results = {}
-    bar = tqdm(total=len(modes) * len(crops), desc="predicting", unit="face", file=sys.stderr,
+    bar = tqdm(total=len(modes) * len(records), desc="predicting", unit="face", file=sys.stderr,
                dynamic_ncols=True)
     for mode in modes:
         keras.utils.set_random_seed(seed)   # the "random" start draws from TF's global generator
         parts: dict[str, list] = {}
-        for start in range(0, len(crops), BATCH_SIZE):
-            chunk = crops[start:start + BATCH_SIZE]
-            for key, value in landmarker.predict_steps(chunk, init_mode=mode).items():
+        for start in range(0, len(records), BATCH_SIZE):
+            chunk = slice(start, start + BATCH_SIZE)
+            for key, value in landmarker.predict_steps(images[chunk], boxes[chunk], init_mode=mode).items():
                 parts.setdefault(key, []).append(value)
             bar.set_postfix_str(mode)
-            bar.update(len(chunk))
+            bar.update(len(images[chunk]))
         results[mode] = {key: np.concatenate(value) for key, value in parts.items()}
     bar.close()
     return results
 
 
 # === Metrics ===
-def _face_nmes(points_crop, matrices, gt_image, scheme) -> dict[str, np.ndarray]:
-    from datasets.pipeline import to_image_coords
+def _face_nmes(pred, gt_image, scheme) -> dict[str, np.ndarray]:
     from eval.metrics import nme, normalizer
 
-    pred = to_image_coords(points_crop, matrices)
     return {kind: nme(pred, gt_image, normalizer(gt_image, scheme, kind)) for kind in ("ip", "io")}
 
 
@@ -138,16 +126,16 @@ def _stage_entry(label: str, nmes: dict[str, np.ndarray]) -> dict:
     return {"stage": label, "nme_ip": mean_finite(nmes["ip"]), "nme_io": mean_finite(nmes["io"])}
 
 
-def study_rows(predictions: dict[str, dict], matrices, gt_image, scheme) -> tuple[list[dict], dict]:
+def study_rows(predictions: dict[str, dict], gt_image, scheme) -> tuple[list[dict], dict]:
     """The table rows (fractions) and per-face NME ip of every stage: {mode: (T+1, N)}, DETECTED_ROW: (N,)."""
-    detected = _face_nmes(predictions[ATTENTION_MODE]["detected"], matrices, gt_image, scheme)
+    detected = _face_nmes(predictions[ATTENTION_MODE]["detected"], gt_image, scheme)
     rows = [{"name": DETECTED_ROW, "init_mode": None, "start": _stage_entry("S_d", detected), "steps": [],
              "final": _final_figures(detected), "paper_300w_full_nme_ip_percent": PAPER_300W_FULL_IP[DETECTED_ROW]}]
     per_face = {DETECTED_ROW: detected["ip"]}
     for name, mode in INIT_ROWS:
         outputs = predictions[mode]
         num_steps = sum(key.startswith("step_") for key in outputs)
-        stages = [_face_nmes(outputs[f"step_{t}"], matrices, gt_image, scheme) for t in range(num_steps)]
+        stages = [_face_nmes(outputs[f"step_{t}"], gt_image, scheme) for t in range(num_steps)]
         rows.append({"name": name, "init_mode": mode, "start": _stage_entry("S_0", stages[0]),
                      "steps": [{**_stage_entry(f"S_{t}", s), "step": t} for t, s in enumerate(stages)],
                      "final": _final_figures(stages[-1]),
@@ -251,20 +239,22 @@ def run_study(args) -> tuple[dict, str]:
         raise DataError(f"--data {args.data}: no such file or folder")
     if args.faces is not None and args.faces <= 0:
         raise DataError(f"--faces must be a positive number of faces, got {args.faces}")
+    from datasets.geometry import apply_affine, invert_affine
     from eval.study_plots import save_attention_plot, save_steps_picture
-    from rar_keras.inference import KerasLandmarker, load_model
+    from rar_keras.inference.crop_landmarker import CropLandmarker
+    from rar_keras.inference.keras_model import KerasCropModel, load_model
 
-    landmarker = KerasLandmarker(load_model(args.model), batch_size=BATCH_SIZE)
+    landmarker = CropLandmarker(KerasCropModel(load_model(args.model, "--model"), batch_size=BATCH_SIZE),
+                                batch_size=BATCH_SIZE)
     scheme, size, margin = landmarker.scheme, landmarker.input_size, landmarker.margin
     records = _load_records(args, scheme)
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    crops, gt_crop, matrices = _crops(records, size, margin)
     gt_image = np.stack([r.landmarks for r in records]).astype(np.float64)
     modes = [mode for _, mode in INIT_ROWS]
-    predictions = _predict_all(landmarker, crops, modes, args.seed)
-    rows, per_face = study_rows(predictions, matrices, gt_image, scheme)
+    predictions = _predict_all(landmarker, records, modes, args.seed)
+    rows, per_face = study_rows(predictions, gt_image, scheme)
 
     robust = predictions[ATTENTION_MODE]
     frequencies = attention_frequencies(robust["attention"], scheme.num_points)
@@ -275,9 +265,12 @@ def run_study(args) -> tuple[dict, str]:
     for k, (i, why) in enumerate(pick_faces(per_face[ATTENTION_MODE][0] - per_face[ATTENTION_MODE][-1],
                                             args.seed)):
         name = f"steps_{k}.png"
-        steps = np.stack([robust[f"step_{t}"][i] for t in range(num_steps + 1)])
+        crops, inverses = landmarker.crops([records[i].image], records[i].box[None])
+        to_crop = invert_affine(inverses[0])
+        steps = np.stack([apply_affine(robust[f"step_{t}"][i], to_crop) for t in range(num_steps + 1)])
         nmes = [per_face[DETECTED_ROW][i], *per_face[ATTENTION_MODE][:, i]]
-        save_steps_picture(crops[i], gt_crop[i], robust["detected"][i], steps, robust["attention"][i], scheme,
+        save_steps_picture(crops[0], apply_affine(records[i].landmarks, to_crop),
+                           apply_affine(robust["detected"][i], to_crop), steps, robust["attention"][i], scheme,
                            out_dir / name, nmes, title=f"{pathlib.Path(records[i].path).name} ({why})")
         pictures.append({"file": name, "path": records[i].path, "why": why,
                          "nme_ip_start": float(per_face[ATTENTION_MODE][0, i]),
@@ -286,7 +279,7 @@ def run_study(args) -> tuple[dict, str]:
     study = {"data": args.data, "model": args.model, "scheme": scheme.name, "num_faces": len(records),
              "input_size": size, "margin": margin, "steps": num_steps, "seed": args.seed,
              "box_protocol": f"gt (tight box of the ground-truth landmarks, model margin {margin:g})",
-             "nme_space": "image pixels (crop predictions mapped back with the crop matrices)",
+             "nme_space": "image pixels (crop predictions mapped back to the image)",
              "normalizers": {"ip": "inter-pupil", "io": "inter-ocular, outer eye corners"},
              "fr_normalizer": "ip", "units": "fractions (x100 for %)", "rows": rows,
              "attention": {"init_mode": ATTENTION_MODE, "frequencies": frequencies.tolist(),

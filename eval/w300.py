@@ -1,7 +1,7 @@
 """`python -m eval.w300`: 300-W (68 points). FR/AUC on the inter-pupil NME, as in the RAR paper.
 
 Example:
-    python -m eval.w300 --data ../shared/data/300w/helen/testset --model mean-shape --out runs/w300
+    python -m eval.w300 --data $RAR_KERAS_DATA/300w/helen/testset --model mean-shape --out runs/w300
 """
 
 from datasets.schemes import W300

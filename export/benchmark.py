@@ -1,7 +1,7 @@
 """`python -m export.benchmark`: every export variant of a model, its size, speed and accuracy.
 
     python -m export.benchmark --model rar_300w [--reference face_landmark.tflite] \\
-        [--data ../shared/data/300w/helen/testset] [--calibration ../shared/data/300w/lfpw/trainset]
+        [--data $RAR_KERAS_DATA/300w/helen/testset] [--calibration $RAR_KERAS_DATA/300w/lfpw/trainset]
 
 Builds TFLite fp32 / fp16 / dynamic / int8 and ONNX files into a temporary
 folder, then prints per face (batch 1): file size, median latency of warm
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     from datasets.schemes import get_scheme
     from export import checks
     from export.calibration import calibration_faces
-    from rar_keras.inference import load_model
+    from rar_keras.inference.keras_model import load_model
 
     try:
         model = load_model(args.model)

@@ -1,8 +1,8 @@
 """Calibration crops for int8: real faces from the input pipeline, one at a time (batch 1).
 
 Faces come from any dataset `datasets.loaders.load_records` reads (a 300-W
-folder of image + .pts pairs, a COFW .mat, ...), cut exactly like evaluation
-crops by `datasets.pipeline.eval_dataset` (the model's input size and margin).
+folder of image + .pts pairs, a COFW .mat, ...), cut exactly like inference
+crops by `datasets.crops.crop_face` (the model's input size and margin).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def calibration_crops(path, size: int, margin: float, limit: int = DEFAULT_CALIB
 def calibration_faces(path, size: int, margin: float, limit: int = DEFAULT_CALIBRATION_SIZE,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """As `calibration_crops`, with the landmarks in crop pixels (for accuracy checks)."""
+    from datasets.crops import crop_face
+    from datasets.geometry import apply_affine
     from datasets.loaders import load_records
-    from datasets.pipeline import eval_dataset
 
     if limit <= 0:
         raise DataError(f"calibration size must be positive, got {limit}")
@@ -39,7 +40,8 @@ def calibration_faces(path, size: int, margin: float, limit: int = DEFAULT_CALIB
         keep = np.sort(np.random.default_rng(seed).choice(len(records), limit, replace=False))
         records = [records[i] for i in keep]
     crops, points = [], []
-    for images, landmarks, _ in eval_dataset(records, size, 1, margin):
-        crops.append(images.numpy()[0])
-        points.append(landmarks.numpy()[0])
+    for record in records:
+        crop, matrix = crop_face(record.image, record.box, size, margin)
+        crops.append(crop)
+        points.append(apply_affine(record.landmarks, matrix))
     return np.stack(crops).astype(np.float32), np.stack(points).astype(np.float32)

@@ -1,7 +1,7 @@
 """`python -m export`: a trained model (preset or .keras) to one .tflite or .onnx file.
 
-    python -m export --model rar_300w --format tflite --quantize int8 \\
-        --calibration ../shared/data/300w/lfpw/trainset --out rar_300w_int8.tflite
+    python -m export --model w300_lite --format tflite --quantize int8 \\
+        --calibration $RAR_KERAS_DATA/300w/lfpw/trainset --out w300_lite_int8.tflite
 
 User errors (missing model file, unknown format, int8 without calibration
 data) print one line on stderr and exit with status 2, without a traceback.
@@ -65,19 +65,21 @@ def _check_args(args) -> None:
     suffix = pathlib.Path(args.out).suffix.lower()
     if suffix != f".{args.format}":
         raise UsageError(f"--out {args.out}: expected a .{args.format} file for --format {args.format}")
-    from rar_keras.presets import list_presets, names_a_model  # light: no TensorFlow yet
+    from datasets.errors import DataError
+    from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec  # no TensorFlow yet
 
-    if not names_a_model(args.model):
-        raise UsageError(f"--model {args.model}: model file not found (expected a .keras file, a preset "
-                         f"folder or a shipped preset: {', '.join(list_presets()) or 'none shipped'})")
+    try:
+        resolve_model_spec(args.model, (PRESET, KERAS), "--model")
+    except DataError as error:
+        raise UsageError(str(error)) from None
 
 
 def _load(spec: str):
     from datasets.errors import DataError
-    from rar_keras.inference import load_model
+    from rar_keras.inference.keras_model import load_model
 
     try:
-        return load_model(spec)
+        return load_model(spec, "--model")
     except (DataError, ValueError) as error:  # unknown preset names raise ValueError
         raise UsageError(f"--model: {error}") from None
 

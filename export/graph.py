@@ -13,7 +13,7 @@ same way in every runtime (an int32 output is fine in LiteRT and ONNX, but
 float keeps int8 conversion free of mixed-type outputs).
 
 `save_inference_graph` writes it as a SavedModel with a Keras `ExportArchive`
-(the route DESIGN.md §3 found reliable for TFLite: `from_saved_model` on it).
+(the route docs/TOOLCHAIN.md gives for TFLite: `from_saved_model` on it).
 """
 
 from __future__ import annotations

@@ -17,14 +17,13 @@ whole contract back.
 from __future__ import annotations
 
 import json
-import pathlib
 from typing import Optional
 
 import numpy as np
 
 from export.graph import INPUT_NAME, OUTPUT_NAMES, SIGNATURE_KEY
+from rar_keras.inference.contract import METADATA_NAME, read_contract
 
-METADATA_NAME = "rar_keras"
 FORMAT_VERSION = 1
 CROP_RULE = ("square crop centred on the face box centre, side = longer box side * (1 + margin), "
              "resized to input_size x input_size (pixel centres on integers; see "
@@ -90,25 +89,6 @@ def _name(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
 
 
-def read_tflite_metadata(path) -> dict:
-    """The `rar_keras` JSON entry of a .tflite file ({} when there is none)."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    raw = pathlib.Path(path).read_bytes()
-    model = schema.Model.GetRootAs(raw, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if _name(entry.Name()) != METADATA_NAME:
-            continue
-        buffer = model.Buffers(entry.Buffer())
-        if buffer.DataLength() > 0:
-            data = buffer.DataAsNumpy().tobytes()
-        else:  # large models keep buffers after the flatbuffer
-            data = raw[buffer.Offset():buffer.Offset() + buffer.Size()]
-        return json.loads(data.decode("utf-8"))
-    return {}
-
-
 # === ONNX ===
 def embed_onnx(onnx_model, meta: dict):
     """Sets `metadata_props` on an `onnx.ModelProto` (in place; also returned)."""
@@ -123,22 +103,6 @@ def embed_onnx(onnx_model, meta: dict):
     return onnx_model
 
 
-def read_onnx_metadata(path) -> dict:
-    """The `rar_keras` JSON of an .onnx file ({} when there is none)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == METADATA_NAME:
-            return json.loads(prop.value)
-    return {}
-
-
 def read_metadata(path) -> dict:
-    """The contract stored in a .tflite or .onnx file."""
-    suffix = pathlib.Path(path).suffix.lower()
-    if suffix == ".tflite":
-        return read_tflite_metadata(path)
-    if suffix == ".onnx":
-        return read_onnx_metadata(path)
-    raise ValueError(f"{path}: expected a .tflite or .onnx file")
+    """The contract stored in a .tflite or .onnx file (`rar_keras.inference.contract.read_contract`)."""
+    return read_contract(path)

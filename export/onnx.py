@@ -3,7 +3,7 @@
 `tf2onnx.convert.from_function` on `export.graph.inference_function` (opset 17).
 The graph's inputs and outputs are renamed to the contract's names ("images";
 "landmarks", "attention", "confidence"; tf2onnx 1.17 already uses them), and the
-contract is stored in `metadata_props` (`export.metadata`). DESIGN.md §3: every
+contract is stored in `metadata_props` (`export.metadata`). docs/TOOLCHAIN.md: every
 tf2onnx route gives outputs identical to Keras; `tests/test_export.py` checks it.
 """
 

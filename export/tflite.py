@@ -1,6 +1,6 @@
 """LiteRT (.tflite) conversion: fp32, fp16, dynamic-range and int8, builtin ops only, one file each.
 
-Route (DESIGN.md §3): the inference graph (`export.graph`) is written as a
+Route (docs/TOOLCHAIN.md): the inference graph (`export.graph`) is written as a
 SavedModel by a Keras `ExportArchive`, then `TFLiteConverter.from_saved_model`
 with `supported_ops=[TFLITE_BUILTINS]` set explicitly, so a Flex op fails the
 conversion instead of slipping in. Every file is then checked for Flex, custom
@@ -31,39 +31,11 @@ input and output, one file, builtin ops only. Candidates (`INT8_SCHEMES`):
                arithmetic (softmax/argmax decode, similarity fits, bank choice,
                SIP gathers, attention argmax, gamma, shape updates) in float.
 
-Measured (2026-11, LiteRT 2.3, 2 busy CPU cores) on a small model trained
-8 min on 300-W train (64 px, width 0.5, 64 LSTM units, T=3, SIP patch 3,
-heatmap patch 5; Keras: 8.90 % NME ip on the faces below); calibration: 100
-LFPW train faces at batch 1; test: 60 HELEN test faces (ground-truth box).
-"vs Keras" is the NME (ip, %) of the file's landmarks against the Keras
-model's own landmarks; latency 1 thread, batch 1, median of 100 warm runs
-(noisy: the cores were shared with a training run; `python -m export.benchmark`
-gives the careful figures):
-
-    file         size kB   vs Keras  vs truth  max px  latency
-    fp32          2883      0.000      8.90    0.000   (see benchmark)
-    fp16          1579      0.017      8.90    0.022
-    dynamic        975      0.339      8.96    4.16
-    int8 full     1012    214.8      213.4    57.6     1.8 ms  (77 % attention flips)
-    int8 cnn      2608      0.696      8.91    4.90    1.5 ms
-    int8 cnn_heads 2640     0.607      8.99    4.13    1.4 ms
-    int8 cnn_dense 1044     0.705      8.91    4.90    1.2 ms  <- default
-
-Full int8 destroys the decode (as DESIGN.md §3 found on a toy); keeping the
-head float costs nothing in accuracy; quantizing the head's matrix products
-as well keeps the accuracy of `cnn` (same 8.91 vs truth) at 40 % of its size
-(the LSTM input kernels are most of this model's weights) and is the fastest:
-`cnn_dense` is the default.
-
-What the float head costs (2026-11, LiteRT 2.3, int8 `cnn_dense` files of the
-`w300_mobile` config, thread CPU time per invoke, 1 thread): the RANSAC start
-that refitted every one of the K=32 bank shapes twice by least squares took
-0.29 ms, more than half the whole CNN; choosing the best (shape, pair)
-hypothesis first and refitting only its shape takes 0.05 ms. Sampling each
-landmark's own heatmap patch from all 68 channels and masking cost 0.37 ms;
-gathering the own channel only is free. Op count matters less than the size of
-the tensors the float reference kernels walk: fusing SIP's four corner gathers
-into one gather + batched matmul had fewer ops and was slower.
+Why `cnn_dense` is the default: full int8 destroys the heatmap decode and the
+shape-bank choice (hundreds of % NME); keeping the head in float costs nothing in
+accuracy; quantizing the head's matrix products as well keeps that accuracy at a
+fraction of the size (the LSTM input kernels hold most of the head's weights) and
+runs fastest. `python -m export.benchmark` measures every variant of a model.
 """
 
 from __future__ import annotations
@@ -152,8 +124,9 @@ def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str) -> list[str
     denied = [name for op, name in nodes if not inside.search(name)
               and not (scheme == "cnn_dense" and op == DENSE_OP)]
     if scheme == "cnn_heads":
-        outputs = [_scope(getattr(backbone, attr).name) for attr in BACKBONE_OUTPUT_LAYERS
-                   if getattr(backbone, attr, None) is not None]
+        owner = getattr(backbone, "decoder", backbone)    # the layers sit in the shared decoder
+        outputs = [_scope(getattr(owner, attr).name) for attr in BACKBONE_OUTPUT_LAYERS
+                   if getattr(owner, attr, None) is not None]
         denied += [name for _, name in nodes if any(p.search(name) for p in outputs)]
     return sorted(set(denied))
 

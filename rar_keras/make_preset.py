@@ -1,13 +1,12 @@
-"""`python -m rar_keras.make_preset MODEL.keras FOLDER`: a trained model as a preset folder.
+"""`python -m rar_keras.make_preset MODEL FOLDER`: a trained model as a preset folder.
 
-The folder (config.json + float16 weights.npz) is what `rar_keras/presets/<name>/`
+The folder (config.json + weights.npz by layer path) is what `rar_keras/presets/<name>/`
 ships; `--init-mode` records the start-shape mode chosen on validation faces.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from datasets.errors import DataError
@@ -15,37 +14,27 @@ from datasets.errors import DataError
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rar_keras.make_preset", description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="a trained .keras file")
+    parser.add_argument("model", help="a trained .keras file or a preset")
     parser.add_argument("folder", help="the preset folder to write, e.g. rar_keras/presets/w300_mobile")
     parser.add_argument("--init-mode", help="start-shape mode stored in the preset's config")
     args = parser.parse_args(argv)
     try:
-        from rar_keras.inference import load_model
+        from rar_keras.inference.keras_model import load_model
         from rar_keras.layers.robust_init import INIT_MODES
-        from rar_keras.model import RARLandmarker
         from rar_keras.presets import save_preset
 
         model = load_model(args.model)
         if args.init_mode:
             if args.init_mode not in INIT_MODES:
                 raise DataError(f"--init-mode {args.init_mode!r}: expected one of {INIT_MODES}")
-            config = dataclasses.replace(model.config, init_mode=args.init_mode)
-            clone = RARLandmarker(config)
-            clone(_dummy(config))
-            clone.set_weights(model.get_weights())
-            model = clone
+            model.init_mode = args.init_mode
+            model.config = model.config.replace(init_mode=args.init_mode)
         folder = save_preset(model, args.folder)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {folder} (init mode {model.init_mode})")
     return 0
-
-
-def _dummy(config):
-    import numpy as np
-
-    return np.zeros((1, config.input_size, config.input_size, 3), np.float32)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter off stderr
 
 from datasets.errors import DataError  # noqa: E402
-from rar_keras.atomic import write_bytes_atomically  # noqa: E402
-from rar_keras.landmarker import DEFAULT_DETECTOR, DEFAULT_PRESET, image_files  # noqa: E402
+from rar_keras.utils.atomic import write_bytes_atomically  # noqa: E402
+from rar_keras.inference.face_landmarker import DEFAULT_DETECTOR, DEFAULT_PRESET, image_files  # noqa: E402
 
 EXIT_USER_ERROR = 2
 BOX_FIELDS = 4
@@ -35,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m rar_keras.predict",
                                      description="Facial landmarks for images (JSON + overlay PNG).")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
-    parser.add_argument("--model", default=DEFAULT_PRESET, help="preset name or .keras file (default %(default)s)")
+    parser.add_argument("--model", default=DEFAULT_PRESET, help="preset name or folder, or a .keras, .tflite or .onnx file (default %(default)s)")
     parser.add_argument("--box", action="append", metavar="x0,y0,x1,y1",
                         help="face box in image pixels, skips the detector (repeat for several faces)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR,
@@ -79,11 +79,11 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def draw_faces(image: np.ndarray, result) -> np.ndarray:
-    """RGB overlay: every face's landmarks (`rar_keras.overlay`) and its box."""
+    """RGB overlay: every face's landmarks (`rar_keras.inference.overlay`) and its box."""
     import cv2
 
     from datasets.schemes import get_scheme
-    from rar_keras.overlay import draw_overlay
+    from rar_keras.inference.overlay import draw_overlay
 
     scheme = get_scheme(result.scheme)
     canvas = np.ascontiguousarray(image)
@@ -121,7 +121,7 @@ def save_result(out: pathlib.Path, stem: str, result) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rar_keras.landmarker import FaceLandmarker, LandmarkerOptions
+    from rar_keras.inference.face_landmarker import FaceLandmarker, LandmarkerOptions
 
     boxes = [parse_box(text) for text in args.box] if args.box else None
     paths = expand_inputs(args.inputs)

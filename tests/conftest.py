@@ -5,10 +5,9 @@ import pathlib
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tests.paths import ASSETS, REPO
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-ASSETS = pathlib.Path(__file__).resolve().parent / "assets"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _shared_data_dir() -> pathlib.Path | None:

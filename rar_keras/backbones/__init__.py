@@ -1,5 +1,6 @@
 """Backbones: image in, (SIP features, one heatmap per landmark) out."""
 
+from rar_keras.backbones.efficientnet_lite import EfficientNetLiteBackbone
 from rar_keras.backbones.mobile import MobileBackbone
 from rar_keras.backbones.vgg19 import VGG19Backbone
 
@@ -7,8 +8,10 @@ from rar_keras.backbones.vgg19 import VGG19Backbone
 def build_backbone(config):
     """The backbone named by `config.backbone`, sized by the config."""
     common = dict(num_landmarks=_num_points(config.scheme), feature_channels=config.feature_channels,
-                  heatmap_stride=config.heatmap_stride, width=config.width,
-                  momentum=config.batch_norm_momentum)
+                  heatmap_stride=config.heatmap_stride, momentum=config.batch_norm_momentum)
+    if config.backbone == "efficientnet_lite0":
+        return EfficientNetLiteBackbone(**common, decoder=config.decoder)
+    common["width"] = config.width
     if config.backbone == "mobile":
         return MobileBackbone(**common, decoder=config.decoder,
                               first_expansion=config.first_expansion)
@@ -21,4 +24,4 @@ def _num_points(scheme_name):
     return get_scheme(scheme_name).num_points
 
 
-__all__ = ["MobileBackbone", "VGG19Backbone", "build_backbone"]
+__all__ = ["EfficientNetLiteBackbone", "MobileBackbone", "VGG19Backbone", "build_backbone"]

@@ -37,18 +37,24 @@ class InvertedResidual(keras.layers.Layer):
         strides: depthwise stride (1 or 2).
         expansion: channel expansion of the hidden layer.
         momentum: batch-norm moving-average momentum.
+        kernel_size: depthwise kernel side.
+        expand_unit: whether an expansion of 1 still has its 1x1 expand convolution
+            (EfficientNet-Lite's first block has none; MobileBackbone's has one).
     """
 
-    def __init__(self, filters: int, strides: int = 1, expansion: int = 4, momentum: float = 0.99, **kwargs):
+    def __init__(self, filters: int, strides: int = 1, expansion: int = 4, momentum: float = 0.99,
+                 kernel_size: int = 3, expand_unit: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.strides, self.expansion, self.momentum = filters, strides, expansion, momentum
+        self.kernel_size, self.expand_unit = kernel_size, expand_unit
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
         hidden = channels * self.expansion
-        self.expand = conv_bn_relu(hidden, 1, momentum=self.momentum)
+        self.expand = (conv_bn_relu(hidden, 1, momentum=self.momentum)
+                       if self.expansion != 1 or self.expand_unit else None)
         self.depthwise = keras.Sequential([
-            layers.DepthwiseConv2D(3, strides=self.strides, padding="same", use_bias=False),
+            layers.DepthwiseConv2D(self.kernel_size, strides=self.strides, padding="same", use_bias=False),
             layers.BatchNormalization(momentum=self.momentum, synchronized=True),
             layers.ReLU(6.0),
         ])
@@ -57,14 +63,16 @@ class InvertedResidual(keras.layers.Layer):
             layers.BatchNormalization(momentum=self.momentum, synchronized=True),
         ])
         self.use_residual = self.strides == 1 and channels == self.filters
-        self.expand.build(input_shape)
-        shape = self.expand.compute_output_shape(input_shape)
+        shape = input_shape
+        if self.expand is not None:
+            self.expand.build(shape)
+            shape = self.expand.compute_output_shape(shape)
         self.depthwise.build(shape)
         self.project.build(self.depthwise.compute_output_shape(shape))
 
     def call(self, x, training=None):
-        y = self.project(self.depthwise(self.expand(x, training=training), training=training),
-                         training=training)
+        y = x if self.expand is None else self.expand(x, training=training)
+        y = self.project(self.depthwise(y, training=training), training=training)
         return x + y if self.use_residual else y
 
     def compute_output_shape(self, input_shape):
@@ -74,7 +82,8 @@ class InvertedResidual(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides,
-                "expansion": self.expansion, "momentum": self.momentum}
+                "expansion": self.expansion, "momentum": self.momentum, "kernel_size": self.kernel_size,
+                "expand_unit": self.expand_unit}
 
 
 def scaled(channels: int, width: float, minimum: int = 8) -> int:

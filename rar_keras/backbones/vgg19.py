@@ -9,6 +9,8 @@ from rar_keras.backbones.blocks import conv_bn_relu, scaled
 
 # VGG19 convolution blocks: (channels, convolutions); a 2x2 max-pool follows each block.
 VGG19_BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4))
+# Pixels 0..255 are mapped to [-1, 1].
+PIXEL_SCALE = 127.5
 
 
 @keras.saving.register_keras_serializable(package="rar_keras")
@@ -43,9 +45,9 @@ class VGG19Backbone(keras.Model):
         self.heatmap_head = layers.Conv2D(num_landmarks, 1, name="conv8")
 
     def call(self, images, training=None):
-        x = self.encoder(images, training=training)
+        x = self.encoder(images / PIXEL_SCALE - 1.0, training=training)
         features = self.deconv7(self.deconv6(x))
-        return features, self.heatmap_head(features)
+        return {"features": features, "heatmaps": self.heatmap_head(features), "fine_features": features}
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks,

@@ -49,7 +49,7 @@ class RobustShapeInit(keras.layers.Layer):
                                      dtype="int32", name="ransac_pairs")
 
     def set_bank(self, bank: np.ndarray, mean_shape: np.ndarray, pairs: np.ndarray) -> None:
-        """Loads a bank built by `rar_keras.shape_bank.build_shape_bank`."""
+        """Loads a bank built by `rar_keras.models.shape_bank.build_shape_bank`."""
         self.bank.assign(np.asarray(bank, np.float32))
         self.mean_shape.assign(np.asarray(mean_shape, np.float32))
         self.pairs.assign(np.asarray(pairs, np.int32))

@@ -1,0 +1,66 @@
+"""The decoder shared by the backbones: stride 16 back to stride 4 with encoder skips, then conv8."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from rar_keras.backbones.blocks import conv_bn_relu, separable_bn_relu
+
+DECODERS = ("transposed", "separable")
+
+
+@keras.saving.register_keras_serializable(package="rar_keras")
+class LandmarkDecoder(keras.layers.Layer):
+    """Two x2 upsamplings (the paper's conv6/conv7 deconvolutions), each merged with an encoder skip,
+    a refining convolution, then one heatmap per landmark (conv8).
+
+    Args:
+        num_landmarks: heatmap channels L.
+        feature_channels: channels of the stride-4 features (what SIP samples).
+        decoder: "transposed" (4x4 transposed convolutions and a full 3x3 refine conv) or
+            "separable" (1x1 conv, bilinear upsampling and depthwise 3x3 convs: about 8x fewer
+            multiply-adds at stride 4, for phones).
+        momentum: batch-norm moving-average momentum.
+
+    Call: `decoder(stride16, stride8, stride4)` -> (stride-4 features, conv8 heatmap logits).
+    """
+
+    def __init__(self, num_landmarks: int, feature_channels: int = 64, decoder: str = "separable",
+                 momentum: float = 0.99, **kwargs):
+        super().__init__(**kwargs)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        self.num_landmarks, self.feature_channels = num_landmarks, feature_channels
+        self.decoder, self.momentum = decoder, momentum
+        self.up1 = _upsampler(feature_channels, decoder)
+        self.skip1 = layers.Conv2D(feature_channels, 1, use_bias=False)
+        self.norm1 = layers.BatchNormalization(momentum=momentum, synchronized=True)
+        self.up2 = _upsampler(feature_channels, decoder)
+        self.skip2 = layers.Conv2D(feature_channels, 1, use_bias=False)
+        self.norm2 = layers.BatchNormalization(momentum=momentum, synchronized=True)
+        self.refine = (conv_bn_relu(feature_channels, 3, momentum=momentum) if decoder == "transposed"
+                       else separable_bn_relu(feature_channels, momentum=momentum))
+        self.heatmap_head = layers.Conv2D(num_landmarks, 1, name="conv8")
+
+    def call(self, stride16, stride8, stride4, training=None):
+        x = self.up1(stride16) + self.skip1(stride8)
+        x = keras.activations.relu(self.norm1(x, training=training))
+        x = self.up2(x) + self.skip2(stride4)
+        x = keras.activations.relu(self.norm2(x, training=training))
+        features = self.refine(x, training=training)
+        return features, self.heatmap_head(features)
+
+    def get_config(self):
+        return {**super().get_config(), "num_landmarks": self.num_landmarks,
+                "feature_channels": self.feature_channels, "decoder": self.decoder,
+                "momentum": self.momentum}
+
+
+def _upsampler(channels: int, decoder: str) -> keras.layers.Layer:
+    """x2 upsampling to `channels`: a 4x4 transposed conv, or 1x1 conv + bilinear + depthwise 3x3."""
+    if decoder == "transposed":
+        return layers.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False)
+    return keras.Sequential([layers.Conv2D(channels, 1, use_bias=False),
+                             layers.UpSampling2D(2, interpolation="bilinear"),
+                             layers.DepthwiseConv2D(3, padding="same", use_bias=False)])

@@ -1,0 +1,100 @@
+"""Crop -> model -> image: the one path from faces in images to landmarks in image pixels.
+
+Every user of a crop model goes through `CropLandmarker`: the `FaceLandmarker` API, `predict`,
+the evaluation CLIs and the comparison study. Each face is cut around its box with the model's
+margin (`datasets.crops.crop_face`), the crops run in batches, and the crop-pixel landmarks are
+mapped back through the inverse of the crop's affine map.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from datasets.errors import DataError
+from datasets.geometry import apply_affine, invert_affine
+
+DEFAULT_BATCH_SIZE = 32
+ATTENTION = "attention"     # the one per-step entry that holds landmark indices, not points
+
+
+class CropLandmarker:
+    """Faces in images through a crop model.
+
+    Args:
+        crop_model: `crops (N, S, S, 3) -> (N, L, 2)` crop pixels with `input_size`, `margin` and
+            `scheme` (see `rar_keras.inference.crop_models`); optionally
+            `predict_steps(crops, **options) -> {stage: (N, L, 2), "attention": (N, T)}`.
+        batch_size: crops per model call.
+        margin: context around each box (fraction of its longer side); default the model's.
+
+    Example:
+        >>> landmarker = CropLandmarker(load_crop_model("w300_mobile"))
+        >>> points = landmarker.predict([image], np.array([[10, 20, 110, 130]]))
+    """
+
+    def __init__(self, crop_model, batch_size: int = DEFAULT_BATCH_SIZE, margin: Optional[float] = None):
+        self.crop_model = crop_model
+        self.batch_size = int(batch_size)
+        self.input_size = int(crop_model.input_size)
+        self.margin = float(crop_model.margin if margin is None else margin)
+        self.scheme = crop_model.scheme
+
+    @property
+    def has_steps(self) -> bool:
+        """Whether `predict_steps` is available (the crop model gives every refinement stage)."""
+        return hasattr(self.crop_model, "predict_steps")
+
+    def crops(self, images: Sequence[np.ndarray], boxes) -> tuple[np.ndarray, np.ndarray]:
+        """The model crops (N, S, S, 3) uint8 and the crop -> image matrices (N, 2, 3)."""
+        from datasets.crops import crop_face
+
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        if len(images) != len(boxes):
+            raise DataError(f"{len(images)} images but {len(boxes)} boxes")
+        crops, inverses = [], []
+        for image, box in zip(images, boxes):
+            crop, matrix = crop_face(image, box, self.input_size, self.margin)
+            crops.append(crop)
+            inverses.append(invert_affine(matrix))
+        if not crops:
+            return np.zeros((0, self.input_size, self.input_size, 3), np.uint8), np.zeros((0, 2, 3))
+        return np.stack(crops).astype(np.uint8), np.stack(inverses)
+
+    def predict(self, images: Sequence[np.ndarray], boxes) -> np.ndarray:
+        """(N, L, 2) landmarks in image pixels for N RGB images and (N, 4) boxes x0, y0, x1, y1."""
+        parts = [to_image(self.crop_model(crops), inverses) for crops, inverses in self._batches(images, boxes)]
+        if not parts:
+            return np.zeros((0, self.scheme.num_points if self.scheme else 0, 2), np.float32)
+        return np.concatenate(parts)
+
+    def predict_steps(self, images: Sequence[np.ndarray], boxes, **options) -> dict[str, np.ndarray]:
+        """{stage: (N, L, 2) image pixels} in the model's stage order, and "attention" (N, T) indices.
+
+        `options` go to the crop model's `predict_steps` (e.g. `init_mode`).
+        """
+        if not self.has_steps:
+            raise NotImplementedError("this crop model gives no per-step predictions")
+        collected: dict[str, list] = {}
+        for crops, inverses in self._batches(images, boxes):
+            for stage, values in self.crop_model.predict_steps(crops, **options).items():
+                collected.setdefault(stage, []).append(values if stage == ATTENTION else to_image(values, inverses))
+        return {stage: np.concatenate(parts) for stage, parts in collected.items()}
+
+    def _batches(self, images: Sequence[np.ndarray], boxes):
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        if len(images) != len(boxes):
+            raise DataError(f"{len(images)} images but {len(boxes)} boxes")
+        for start in range(0, len(images), self.batch_size):
+            yield self.crops(images[start:start + self.batch_size], boxes[start:start + self.batch_size])
+
+
+def to_image(points, inverses) -> np.ndarray:
+    """Crop-pixel landmarks (N, L, 2) mapped to image pixels by the crop -> image matrices (N, 2, 3)."""
+    points = np.asarray(points, dtype=np.float32)
+    if points.ndim != 3 or points.shape[0] != len(inverses) or points.shape[2] != 2:
+        raise DataError(f"the crop model returned shape {points.shape}; expected ({len(inverses)}, L, 2)")
+    if len(points) == 0:
+        return points
+    return np.stack([apply_affine(p, inv) for p, inv in zip(points, inverses)]).astype(np.float32)

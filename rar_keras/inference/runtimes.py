@@ -1,0 +1,229 @@
+"""Crop models exported to LiteRT (.tflite) and ONNX (.onnx), run without TensorFlow.
+
+Contract with `export/`: the model takes one face crop (N, S, S, 3) RGB in
+pixel values 0..255 (uint8, or float32 holding the same values; NCHW is
+recognised too) and returns landmarks in crop pixels as an output named
+"landmarks" (a TFLite signature output name counts; else the first output of
+shape (N, L, 2)). An optional
+`margin` (crop context, see `datasets.geometry.crop_matrix`) is read from
+the TFLite metadata (an entry named "margin" holding the number as text, or
+any entry holding a JSON object with a "margin" key) or from the ONNX
+`metadata_props` key "margin"; the landmark scheme likewise from "scheme" (else it is
+inferred from the number of landmarks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Callable, Optional
+
+import numpy as np
+
+from datasets.errors import DataError
+from datasets.geometry import DEFAULT_MARGIN
+from datasets.schemes import SCHEMES, LandmarkScheme, scheme_for_count
+from rar_keras.inference.contract import tflite_metadata_entries
+
+LANDMARKS_OUTPUT = "landmarks"
+MARGIN_KEY = "margin"
+SCHEME_KEY = "scheme"
+
+
+@dataclasses.dataclass
+class CropModel:
+    """A loaded crop model: `model(crops)` -> landmarks.
+
+    Args:
+        crop_fn: crops (N, S, S, 3) uint8 -> (N, L, 2) crop pixels.
+        input_size: S.
+        num_points: L.
+        margin: the margin stored in the file, or None.
+        scheme: the landmark scheme stored in the file, else the one with L points (None if none).
+    """
+
+    crop_fn: Callable[[np.ndarray], np.ndarray]
+    input_size: int
+    num_points: int
+    margin: Optional[float]
+    scheme: Optional[LandmarkScheme] = None
+
+    def __call__(self, crops) -> np.ndarray:
+        return self.crop_fn(crops)
+
+
+def _parse_margin(text: str) -> Optional[float]:
+    try:
+        value = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(value, dict):
+        value = value.get(MARGIN_KEY)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _scheme(name: Optional[str], num_points: int) -> Optional[LandmarkScheme]:
+    if name in SCHEMES and SCHEMES[name].num_points == num_points:
+        return SCHEMES[name]
+    try:
+        return scheme_for_count(num_points)
+    except DataError:
+        return None
+
+
+def _tflite_margin(entries: list[tuple[str, bytes]]) -> Optional[float]:
+    for name, data in entries:
+        margin = _parse_margin(data.decode("utf-8", "replace").strip("\x00 \n"))
+        if margin is not None and (name == MARGIN_KEY or data.lstrip().startswith(b"{")):
+            return margin
+    return None
+
+
+def _tflite_scheme_name(entries: list[tuple[str, bytes]]) -> Optional[str]:
+    for _, data in entries:
+        try:
+            value = json.loads(data.decode("utf-8", "replace").strip("\x00 \n"))
+        except ValueError:
+            continue
+        if isinstance(value, dict) and isinstance(value.get(SCHEME_KEY), str):
+            return value[SCHEME_KEY]
+    return None
+
+
+def _check_crops(crops, size: int, source: str) -> np.ndarray:
+    """The crops as an array, or a DataError naming `source` when their shape or pixel type is wrong."""
+    crops = np.asarray(crops)
+    if crops.dtype != np.uint8 and not np.issubdtype(crops.dtype, np.floating):
+        raise DataError(f"{source}: crops must hold pixel values 0..255 as uint8 or float, got dtype "
+                        f"{crops.dtype} (convert with .astype(np.uint8))")
+    if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
+        raise DataError(f"{source}: crops must be (N, {size}, {size}, 3) RGB (channels last), got shape "
+                        f"{crops.shape}")
+    if crops.dtype != np.uint8 and not np.isfinite(crops).all():
+        raise DataError(f"{source}: crops hold NaN or infinite pixel values")
+    return crops
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(detail["dtype"], np.integer) and scale != 0.0:
+        info = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
+    return x.astype(detail["dtype"])
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if np.issubdtype(y.dtype, np.integer) and scale != 0.0:
+        return (y.astype(np.float32) - zero_point) * scale
+    return y.astype(np.float32)
+
+
+def _pick_output(details: list[dict], name_of) -> dict:
+    for detail in details:
+        if LANDMARKS_OUTPUT in name_of(detail):
+            return detail
+    for detail in details:
+        shape = list(detail["shape"] if detail["shape"] is not None else [])
+        if len(shape) == 3 and shape[-1] == 2:
+            return detail
+    if len(details) == 1:
+        return details[0]
+    raise DataError(f"no output named {LANDMARKS_OUTPUT!r} or of shape (1, L, 2) among "
+                    f"{[name_of(d) for d in details]}")
+
+
+def load_tflite(path: str) -> CropModel:
+    """Loads a .tflite crop model with LiteRT; runs it one crop at a time."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_path=path)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise DataError(f"{path}: not a loadable TFLite model ({err})") from None
+    (input_detail, *_) = interpreter.get_input_details()
+    # Converted files name tensors after graph ops; their signature names the outputs (export/).
+    signature_names = {}
+    for key in interpreter.get_signature_list():
+        outputs = interpreter.get_signature_runner(key).get_output_details()
+        signature_names.update({detail["index"]: name for name, detail in outputs.items()})
+    output_detail = _pick_output(interpreter.get_output_details(),
+                                 lambda d: signature_names.get(d["index"], d["name"]))
+    size = int(input_detail["shape"][1])
+    num_points = int(output_detail["shape"][1])
+
+    def crop_fn(crops: np.ndarray) -> np.ndarray:
+        crops = _check_crops(crops, size, path)
+        out = []
+        for crop in crops:
+            interpreter.set_tensor(input_detail["index"], _quantize(crop[None].astype(np.float32), input_detail))
+            interpreter.invoke()
+            out.append(_dequantize(interpreter.get_tensor(output_detail["index"]), output_detail)[0])
+        return np.stack(out)
+
+    entries = tflite_metadata_entries(path)
+    return CropModel(crop_fn, size, num_points, _tflite_margin(entries),
+                     _scheme(_tflite_scheme_name(entries), num_points))
+
+
+_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
+
+
+def load_onnx(path: str) -> CropModel:
+    """Loads an .onnx crop model with onnxruntime (CPU); batches when the batch axis is free."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise DataError(f"{path}: not a loadable ONNX model ({err})") from None
+    input_meta = session.get_inputs()[0]
+    shape = list(input_meta.shape)
+    channels_first = shape[1] == 3 and shape[-1] != 3
+    size = int(shape[2] if channels_first else shape[1])
+    dtype = _ONNX_TYPES.get(input_meta.type, np.float32)
+    outputs = [{"name": o.name, "shape": o.shape} for o in session.get_outputs()]
+    output = _pick_output(outputs, lambda d: d["name"])
+    fixed_batch = isinstance(shape[0], int) and shape[0] == 1
+    margin_text = session.get_modelmeta().custom_metadata_map.get(MARGIN_KEY)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        x = batch.transpose(0, 3, 1, 2) if channels_first else batch
+        return session.run([output["name"]], {input_meta.name: x.astype(dtype)})[0]
+
+    out_shape = list(output["shape"] or [])
+    if len(out_shape) == 3 and isinstance(out_shape[1], int):
+        num_points = out_shape[1]
+    else:  # symbolic output shape: ask the model once
+        num_points = int(np.shape(run(np.zeros((1, size, size, 3), np.uint8)))[1])
+
+    def crop_fn(crops: np.ndarray) -> np.ndarray:
+        crops = _check_crops(crops, size, path)
+        if fixed_batch:
+            return np.concatenate([run(crop[None]) for crop in crops]).astype(np.float32)
+        return np.asarray(run(crops), dtype=np.float32)
+
+    margin = _parse_margin(margin_text) if margin_text is not None else None
+    scheme_name = session.get_modelmeta().custom_metadata_map.get(SCHEME_KEY)
+    return CropModel(crop_fn, size, num_points, margin, _scheme(scheme_name, num_points))
+
+
+def load_runtime(path, flip_test: bool = False) -> CropModel:
+    """A .tflite or .onnx crop model; with `flip_test`, each prediction averaged with its mirror's.
+
+    The flip test needs the landmark scheme (its flip permutation): stored in the file, or
+    inferred from the number of landmarks.
+    """
+    path = str(path)
+    loaded = load_tflite(path) if path.lower().endswith(".tflite") else load_onnx(path)
+    if loaded.margin is None:
+        loaded.margin = DEFAULT_MARGIN
+    if flip_test:
+        if loaded.scheme is None:
+            raise DataError(f"{path}: the flip test needs the landmark scheme, which the file does not "
+                            f"store and its {loaded.num_points} landmarks do not identify")
+        from rar_keras.inference.flip_test import FlipAveraged
+
+        loaded.crop_fn = FlipAveraged(loaded.crop_fn, loaded.scheme, loaded.input_size)
+    return loaded

@@ -1,0 +1,1 @@
+"""The RAR model: its configuration, the `RARLandmarker` task, its losses and shape bank."""

@@ -1,0 +1,275 @@
+"""Configurations: the architecture a preset needs (`RARConfig`), how a model is trained
+(`TrainingConfig`, with the augmentation), and the named experiments that pair them.
+
+No TensorFlow here: the training command checks a configuration before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any
+
+from datasets.augment_config import AugmentConfig
+
+BACKBONES = ("mobile", "efficientnet_lite0", "vgg19")
+DECODERS = ("transposed", "separable")
+STAGES = ("detector", "refiner", "joint")
+BACKBONE_INITS = ("", "imagenet")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _known(cls, values: dict) -> dict:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; known: {sorted(known)}")
+    return dict(values)
+
+
+def _owner(key: str, sections: dict) -> tuple[str | None, str]:
+    """(section, field) of an override key: "steps", "model.steps", "augment.rotation"."""
+    prefix, dot, field = key.rpartition(".")
+    augment = sections["training"]["augment"]
+    if dot:
+        table = augment if prefix == "augment" else sections.get(prefix)
+        return (prefix, field) if table is not None and field in table else (None, key)
+    for section, table in (("model", sections["model"]), ("training", sections["training"]),
+                           ("augment", augment)):
+        if key in table and key != "augment":
+            return section, key
+    return None, key
+
+
+@dataclasses.dataclass(frozen=True)
+class RARConfig:
+    """The architecture of a RAR landmarker: everything needed to rebuild it from a preset.
+
+    Args:
+        scheme: landmark scheme name ("300w68", "cofw29", "aflw19", "wflw98").
+        input_size: side of the square face crop fed to the model, in pixels.
+        margin: context around the face box when cropping (fraction of its longer side).
+        backbone: "mobile" (MobileNetV2-style, trains on CPUs), "efficientnet_lite0" (ImageNet
+            weights available offline) or "vgg19" (the paper's, for GPUs).
+        width: channel multiplier of the mobile and VGG19 backbones.
+        decoder: the landmark decoder, "transposed" or "separable" (see `LandmarkDecoder`).
+        first_expansion: expansion of the mobile backbone's first stage.
+        batch_norm_momentum: moving-average momentum of the backbone's batch norms.
+        heatmap_stride: input pixels per heatmap cell (conv8 resolution).
+        feature_channels: channels of the stride-4 features sampled by SIP.
+        steps: number T of attentive refinement steps.
+        alpha: step size of the refinement update (in face-scale units).
+        kappa: peak of the attention weights gamma.
+        lstm_units: units of the A-LSTM and R-LSTM cells.
+        sip_channels: per-landmark feature size after SIP's projection.
+        sip_patch: side of the patch SIP samples around each landmark (1 = the point).
+        heatmap_patch: side of the patch of each landmark's own conv8 probabilities the refiner
+            also reads (0 = none).
+        heatmap_channels: projection size of that patch.
+        bank_size: K shapes in the shape bank.
+        ransac_pairs: landmark pairs tried as RANSAC hypotheses per bank shape.
+        inlier_threshold: inlier distance for the robust start, as a fraction of the face size.
+        subpixel: refine the heatmap argmax with a local expectation.
+        init_mode: how inference picks the start shape S_0 (see `RobustShapeInit`).
+
+    Example:
+        >>> config = EXPERIMENTS["w300_mobile"].model.replace(steps=4)
+    """
+
+    scheme: str = "300w68"
+    input_size: int = 128
+    margin: float = 0.25
+    backbone: str = "mobile"
+    width: float = 1.0
+    decoder: str = "transposed"
+    first_expansion: int = 4
+    batch_norm_momentum: float = 0.99
+    heatmap_stride: int = 4
+    feature_channels: int = 64
+    steps: int = 3
+    alpha: float = 0.5
+    kappa: float = 1.0
+    lstm_units: int = 256
+    sip_channels: int = 16
+    sip_patch: int = 1
+    heatmap_patch: int = 0
+    heatmap_channels: int = 8
+    bank_size: int = 32
+    ransac_pairs: int = 24
+    inlier_threshold: float = 0.08
+    subpixel: bool = True
+    init_mode: str = "robust"
+
+    def __post_init__(self):
+        if self.input_size % self.heatmap_stride:
+            raise ValueError(f"input_size {self.input_size} must be a multiple of heatmap_stride "
+                             f"{self.heatmap_stride}")
+        _check_choice("decoder", self.decoder, DECODERS)
+        _check_choice("backbone", self.backbone, BACKBONES)
+
+    @property
+    def heatmap_size(self) -> int:
+        return self.input_size // self.heatmap_stride
+
+    def replace(self, **changes) -> "RARConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RARConfig":
+        return cls(**_known(cls, values))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How a RAR landmarker is trained: optimisation, stages, losses and augmentation.
+
+    Args:
+        backbone_init: "" (random) or "imagenet" (EfficientNet-Lite0's encoder, read offline by
+            `rar_keras.backbones.imagenet`).
+        stages: training stages as (name, fraction of the epochs); names are "detector"
+            (heatmap loss only), "refiner" (backbone frozen) and "joint".
+        learning_rate, batch_size, weight_decay: optimisation (AdamW, cosine decay).
+        warmup_fraction: share of the steps over which the learning rate climbs linearly from 0.
+        seed: seed of the bank, the RANSAC pairs and the data order.
+        sample_attention: sample the attention centre in training (REINFORCE); False takes the argmax.
+        eta: discount of the attention reward over steps.
+        heatmap_sigma: width of the target distribution, in heatmap cells.
+        heatmap_weight, refine_weight, attention_weight: loss weights.
+        augment: the random augmentation of each training face.
+    """
+
+    backbone_init: str = ""
+    stages: tuple = (("joint", 1.0),)
+    learning_rate: float = 2e-3
+    batch_size: int = 32
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.0
+    seed: int = 0
+    sample_attention: bool = True
+    eta: float = 0.9
+    heatmap_sigma: float = 1.0
+    heatmap_weight: float = 1.0
+    refine_weight: float = 1.0
+    attention_weight: float = 0.05
+    augment: AugmentConfig = AugmentConfig()
+
+    def __post_init__(self):
+        _check_choice("backbone_init", self.backbone_init, BACKBONE_INITS)
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        for name, _ in self.stages:
+            if name not in STAGES:
+                raise ValueError(f"unknown training stage {name!r}: use one of {STAGES}")
+        object.__setattr__(self, "stages", tuple((str(n), float(f)) for n, f in self.stages))
+        if isinstance(self.augment, dict):
+            object.__setattr__(self, "augment", AugmentConfig(**_known(AugmentConfig, self.augment)))
+
+    def replace(self, **changes) -> "TrainingConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["stages"] = [list(s) for s in self.stages]
+        values["augment"] = {k: list(v) if isinstance(v, tuple) else v for k, v in values["augment"].items()}
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainingConfig":
+        values = dict(_known(cls, values))
+        if "augment" in values:
+            augment = _known(AugmentConfig, values["augment"])
+            values["augment"] = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                 for k, v in augment.items()})
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One named model/training pair, e.g. `EXPERIMENTS["w300_mobile"]`.
+
+    Args:
+        model: the architecture.
+        training: how it is trained.
+    """
+
+    model: RARConfig = RARConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    def override(self, items: list[str]) -> "Experiment":
+        """Applies `KEY=VALUE` overrides; KEY names a field of the model, the training or the
+        augmentation (bare, or as `model.KEY`, `training.KEY`, `augment.KEY`); VALUE is JSON
+        when it parses as JSON, else a string."""
+        sections = {"model": self.model.to_dict(), "training": self.training.to_dict()}
+        for item in items:
+            key, sep, raw = item.partition("=")
+            section, field = _owner(key, sections)
+            if not sep or section is None:
+                raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of "
+                                 f"{sorted(set(sections['model']) | set(sections['training']) | set(sections['training']['augment']))}")
+            try:
+                value: Any = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            target = sections["training"]["augment"] if section == "augment" else sections[section]
+            target[field] = value
+        return Experiment.from_dict(sections)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "training": self.training.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Experiment":
+        unknown = set(values) - {"model", "training"}
+        if unknown:
+            raise ValueError(f"unknown experiment sections {sorted(unknown)}; expected 'model' and 'training'")
+        return cls(RARConfig.from_dict(values.get("model", {})), TrainingConfig.from_dict(values.get("training", {})))
+
+    def save(self, path) -> None:
+        pathlib.Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path) -> "Experiment":
+        return cls.from_dict(json.loads(pathlib.Path(path).read_text()))
+
+
+# Sized for phones (`python -m export.benchmark`): separable decoder, MobileNetV2's unexpanded
+# first stage, a narrow refiner.
+MOBILE = RARConfig(decoder="separable", first_expansion=1, feature_channels=48, lstm_units=64,
+                   sip_channels=8, sip_patch=3, heatmap_patch=5, ransac_pairs=12)
+MOBILE_TRAINING = TrainingConfig(stages=(("detector", 0.2), ("joint", 0.8)))
+LITE = MOBILE.replace(backbone="efficientnet_lite0", feature_channels=64)
+
+# One named experiment per dataset/model pair.
+EXPERIMENTS = {
+    "w300_mobile": Experiment(MOBILE.replace(scheme="300w68"), MOBILE_TRAINING),
+    "w300_lite": Experiment(LITE.replace(scheme="300w68"), MOBILE_TRAINING.replace(backbone_init="imagenet")),
+    "w300_vgg19": Experiment(RARConfig(scheme="300w68", backbone="vgg19", input_size=256, heatmap_stride=4,
+                                       feature_channels=128, lstm_units=512),
+                             TrainingConfig(batch_size=16, learning_rate=5e-4,
+                                            stages=(("detector", 0.5), ("joint", 0.5)))),
+    "cofw_mobile": Experiment(MOBILE.replace(scheme="cofw29"), MOBILE_TRAINING),
+    "aflw_mobile": Experiment(MOBILE.replace(scheme="aflw19"), MOBILE_TRAINING),
+    "wflw_mobile": Experiment(MOBILE.replace(scheme="wflw98"), MOBILE_TRAINING),
+    "tiny": Experiment(RARConfig(scheme="300w68", input_size=64, width=0.25, batch_norm_momentum=0.8,
+                                 feature_channels=16, lstm_units=32, sip_channels=4, bank_size=4,
+                                 ransac_pairs=8, steps=2),
+                       TrainingConfig(batch_size=4)),
+}
+
+
+def get_experiment(name_or_path: str) -> Experiment:
+    """A named experiment, or a JSON file written by `Experiment.save`."""
+    if name_or_path in EXPERIMENTS:
+        return EXPERIMENTS[name_or_path]
+    path = pathlib.Path(name_or_path)
+    if path.suffix == ".json" and path.is_file():
+        return Experiment.load(path)
+    raise ValueError(f"unknown config {name_or_path!r}: use one of {sorted(EXPERIMENTS)} or a .json file")

