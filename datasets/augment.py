@@ -18,6 +18,7 @@ SALT_ROTATION, SALT_SCALE, SALT_SHIFT, SALT_FLIP = 1, 2, 3, 4
 SALT_BRIGHTNESS, SALT_CONTRAST, SALT_SATURATION, SALT_GREYSCALE = 11, 12, 13, 14
 SALT_OCCLUDE, SALT_AREA, SALT_ASPECT, SALT_CENTRE, SALT_SHAPE, SALT_FILL, SALT_COLOUR, SALT_NOISE = (
     21, 22, 23, 24, 25, 26, 27, 28)
+SALT_PHOTO, SALT_PHOTO_SHIFT, SALT_SECOND = 29, 30, 31
 
 PIXEL_MAX = 255.0
 # ITU-R BT.601 luma weights (what tf.image.rgb_to_grayscale uses).
@@ -139,8 +140,10 @@ def jitter_colour(images: tf.Tensor, seed, config: AugmentConfig) -> tf.Tensor:
 
 # === Occluders ===
 
-def random_occluders(seed, batch: int, size: int, config: AugmentConfig) -> dict[str, tf.Tensor]:
-    """Draws at most one occluder per face: a rectangle or ellipse inside the crop.
+def random_occluders(seed, batch: int, size: int, config: AugmentConfig,
+                     probability: float | None = None) -> dict[str, tf.Tensor]:
+    """Draws at most one occluder per face (with `probability`, default `config.occluder_prob`):
+    a rectangle or ellipse inside the crop.
 
     Returns a dict of (B,) tensors: `on` (bool), `cx`, `cy`, `half_w`, `half_h`
     (pixels) and `ellipse` (bool).
@@ -157,7 +160,8 @@ def random_occluders(seed, batch: int, size: int, config: AugmentConfig) -> dict
     last = float(size - 1)
     cx = half_w + centre[:, 0] * tf.maximum(last - 2.0 * half_w, 0.0)
     cy = half_h + centre[:, 1] * tf.maximum(last - 2.0 * half_h, 0.0)
-    on = _uniform(seed, SALT_OCCLUDE, [batch]) < config.occluder_prob
+    probability = config.occluder_prob if probability is None else probability
+    on = _uniform(seed, SALT_OCCLUDE, [batch]) < probability
     return {"on": on, "cx": cx, "cy": cy, "half_w": half_w, "half_h": half_h, "ellipse": ellipse}
 
 
@@ -177,6 +181,11 @@ def inside_occluder(x: tf.Tensor, y: tf.Tensor, occluder: dict[str, tf.Tensor]) 
 def add_occluders(images: tf.Tensor, points: tf.Tensor, seed, config: AugmentConfig) -> tuple[tf.Tensor, tf.Tensor]:
     """Paints random occluders on float 0..255 images and reports which landmarks they hide.
 
+    Each face gets an occluder with `config.occluder_prob`, and a second one with
+    `config.second_occluder_prob`. An occluder is filled with a patch of another face of the
+    batch (`photo_prob`; real occluders look like photos), else with noise (`noise_prob`) or a
+    flat colour.
+
     Args:
         images: (B, S, S, 3) float32.
         points: (B, L, 2) landmarks in the same crop pixels.
@@ -184,15 +193,27 @@ def add_occluders(images: tf.Tensor, points: tf.Tensor, seed, config: AugmentCon
         config: the augmentation parameters.
 
     Returns:
-        images with occluders, and (B, L) bool: landmark covered by the occluder.
+        images with occluders, and (B, L) bool: landmark covered by an occluder.
     """
+    photos = tf.roll(images, 1, axis=0)        # another face's pixels for every face
+    images, hidden = _paint_occluder(images, photos, points, seed, config, config.occluder_prob)
+    second = tf.random.experimental.stateless_fold_in(seed, SALT_SECOND)
+    images, hidden_second = _paint_occluder(images, photos, points, second, config, config.second_occluder_prob)
+    return images, tf.logical_or(hidden, hidden_second)
+
+
+def _paint_occluder(images, photos, points, seed, config: AugmentConfig, probability: float):
     batch, size = tf.shape(images)[0], images.shape[1]
-    occluder = random_occluders(seed, batch, size, config)
+    occluder = random_occluders(seed, batch, size, config, probability)
     grid = tf.range(size, dtype=tf.float32)
     mask = inside_occluder(grid[None, None, :], grid[None, :, None], occluder)[..., None]
     colour = _uniform(seed, SALT_COLOUR, [batch, 1, 1, 3], 0.0, PIXEL_MAX)
     noisy = _uniform(seed, SALT_FILL, [batch]) < config.noise_prob
     noise = _uniform(seed, SALT_NOISE, tf.shape(images), 0.0, PIXEL_MAX)
-    fill = tf.where(noisy[:, None, None, None], noise, colour)
+    shift = tf.random.stateless_uniform([2], tf.random.experimental.stateless_fold_in(seed, SALT_PHOTO_SHIFT),
+                                        minval=0, maxval=size, dtype=tf.int32)
+    photo = tf.roll(photos, shift, axis=[1, 2])
+    use_photo = _uniform(seed, SALT_PHOTO, [batch]) < config.photo_prob
+    fill = tf.where(use_photo[:, None, None, None], photo, tf.where(noisy[:, None, None, None], noise, colour))
     hidden = inside_occluder(points[..., 0], points[..., 1], occluder)
     return tf.where(mask, fill, images), hidden

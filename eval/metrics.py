@@ -116,3 +116,32 @@ def auc(nmes, threshold: float, step: float = AUC_STEP) -> float:
     """
     xs, ys = ced_curve(nmes, threshold, step)
     return float(np.trapezoid(ys, xs) / threshold)
+
+
+def nme_visible(pred, gt, norm, visible) -> np.ndarray:
+    """Per-face NME over the visible points only: `visible` (N, L) bool; a face with none is NaN."""
+    pred, gt = _batched(pred), _batched(gt)
+    visible = np.asarray(visible, bool).reshape(gt.shape[:2])
+    errors = np.linalg.norm(pred - gt, axis=-1)
+    count = visible.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (errors * visible).sum(-1) / count, np.nan) / np.asarray(norm, np.float64)
+
+
+def visibility_auc(predicted_visibility, visible) -> float:
+    """ROC AUC (0-1) of the predicted occlusion (1 - visibility) against the occlusion flags.
+
+    Args:
+        predicted_visibility: (N, L) probability that each landmark is visible.
+        visible: (N, L) bool flags (True visible).
+
+    Returns: NaN when the flags hold only one class (no AUC is defined).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    flags = ~np.asarray(visible, bool).ravel()
+    scores = 1.0 - np.asarray(predicted_visibility, np.float64).ravel()
+    keep = np.isfinite(scores)
+    if flags[keep].all() or not flags[keep].any():
+        return float("nan")
+    return float(roc_auc_score(flags[keep], scores[keep]))

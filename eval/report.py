@@ -33,6 +33,10 @@ def summarize(nmes: Mapping[str, np.ndarray], fr_normalizer: str,
     return summary
 
 
+def _percent(value) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value * 100:.2f} %"
+
+
 def format_table(summary: Mapping, title: str, fr_normalizer: str,
                  thresholds: Sequence[float] = FAILURE_THRESHOLDS) -> str:
     """The human table, in percent, naming every normaliser."""
@@ -43,6 +47,11 @@ def format_table(summary: Mapping, title: str, fr_normalizer: str,
         tag = threshold_tag(t)
         rows.append((f"failure rate NME {fr_normalizer} > {tag} %", f"{summary[f'fr_{tag}'] * 100:.2f} %"))
         rows.append((f"AUC@{tag} % {fr_normalizer} ({fr_name})", f"{summary[f'auc_{tag}'] * 100:.2f} %"))
+    for kind in NORMALIZER_NAMES:
+        if f"nme_{kind}_visible" in summary:
+            rows.append((f"NME {kind} over visible points", _percent(summary[f"nme_{kind}_visible"])))
+    if "visibility_auc" in summary:
+        rows.append(("visibility AUC (occlusion flags)", _percent(summary["visibility_auc"])))
     width = max(len(name) for name, _ in rows)
     return "\n".join([title, *(f"  {name:<{width}}  {value:>9}" for name, value in rows)])
 

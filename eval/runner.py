@@ -127,22 +127,31 @@ def has_steps(predictor) -> bool:
 
 
 def _predict(predictor, records, boxes, indices, progress, per_step: bool):
-    """Predictions (N, L, 2) (NaN where not predicted) and per-stage predictions when asked and available."""
-    preds = np.full((len(records), records[0].landmarks.shape[0], 2), np.nan, np.float32)
+    """Predictions (N, L, 2) (NaN where not predicted), the predicted visibility (N, L) when the model
+    gives it (else None), and per-stage predictions when asked and available."""
+    num = records[0].landmarks.shape[0]
+    preds = np.full((len(records), num, 2), np.nan, np.float32)
+    visibility = np.full((len(records), num), np.nan, np.float32)
     steps: dict[str, np.ndarray] = {}
     with_steps = per_step and has_steps(predictor)
     bar = progress(total=len(indices), desc="predicting", unit="face")
     for start in range(0, len(indices), BATCH_SIZE):
         chunk = indices[start:start + BATCH_SIZE]
         images = [records[i].image for i in chunk]
-        preds[chunk] = predictor.predict(images, boxes[chunk])
+        if hasattr(predictor, "predict_outputs"):
+            outputs = predictor.predict_outputs(images, boxes[chunk])
+            preds[chunk] = outputs["landmarks"]
+            if "visibility" in outputs:
+                visibility[chunk] = outputs["visibility"]
+        else:
+            preds[chunk] = predictor.predict(images, boxes[chunk])
         if with_steps:
             for stage, points in predictor.predict_steps(images, boxes[chunk]).items():
                 if np.ndim(points) == 3:     # landmarks; the attention centres are indices
                     steps.setdefault(stage, np.full_like(preds, np.nan))[chunk] = points
         bar.update(len(chunk))
     bar.close()
-    return preds, (steps if with_steps else None)
+    return preds, (None if np.isnan(visibility).all() else visibility), (steps if with_steps else None)
 
 
 def _face_nmes(preds, gt, records, benchmark: Benchmark, found) -> dict[str, np.ndarray]:
@@ -155,7 +164,28 @@ def _face_nmes(preds, gt, records, benchmark: Benchmark, found) -> dict[str, np.
     return out
 
 
-def _save_overlays(out_dir: pathlib.Path, records, preds, boxes, errors, found, scheme) -> list[str]:
+def _visibility_metrics(records, preds, gt, visibility, benchmark: Benchmark, found) -> dict:
+    """With occlusion flags in the data: `visibility_auc` (when the model predicts visibility) and
+    the NMEs over the visible points only, `nme_<normaliser>_visible`."""
+    if all(r.visibility is None for r in records):
+        return {}
+    from eval.metrics import nme_visible, visibility_auc
+
+    flags = np.stack([np.ones(len(r.landmarks), bool) if r.visibility is None else r.visibility > 0
+                      for r in records])
+    dataset_boxes = np.stack([r.box for r in records])
+    out = {}
+    for kind in benchmark.normalizers:
+        values = nme_visible(np.where(np.isfinite(preds), preds, 0.0), gt, normalizer(
+            gt, benchmark.scheme, kind, boxes=dataset_boxes), flags)
+        out[f"nme_{kind}_visible"] = report.mean_finite(np.where(found, values, np.nan))
+    out["num_occluded_points"] = int((~flags[found]).sum())
+    if visibility is not None:
+        out["visibility_auc"] = visibility_auc(visibility[found], flags[found])
+    return out
+
+
+def _save_overlays(out_dir: pathlib.Path, records, preds, visibility, boxes, errors, found, scheme) -> list[str]:
     from rar_keras.inference.overlay import save_overlay
 
     order = [i for i in np.argsort(errors, kind="stable") if found[i]]
@@ -164,7 +194,8 @@ def _save_overlays(out_dir: pathlib.Path, records, preds, boxes, errors, found, 
     for rank, (tag, i) in enumerate(chosen):
         name = f"{tag}_{rank % NUM_OVERLAYS + 1}_{pathlib.Path(records[i].path).stem}.png"
         save_overlay(out_dir / name, records[i].image, preds[i], records[i].landmarks, scheme,
-                     caption=f"NME {errors[i] * 100:.2f} %", box=boxes[i])
+                     caption=f"NME {errors[i] * 100:.2f} %", box=boxes[i],
+                     visibility=None if visibility is None else visibility[i])
         written.append(name)
     return written
 
@@ -190,10 +221,11 @@ def evaluate(args, benchmark: Benchmark) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     boxes, found = _boxes(args, records, progress)
-    preds, steps = _predict(predictor, records, boxes, np.flatnonzero(found), progress, args.per_step)
+    preds, visibility, steps = _predict(predictor, records, boxes, np.flatnonzero(found), progress, args.per_step)
     gt = np.stack([r.landmarks for r in records])
     nmes = _face_nmes(preds, gt, records, benchmark, found)
-    summary = report.summarize(nmes, benchmark.fr_normalizer)
+    summary = {**report.summarize(nmes, benchmark.fr_normalizer),
+               **_visibility_metrics(records, preds, gt, visibility, benchmark, found)}
     metrics = {**summary, "num_faces": len(records), "num_missed": int((~found).sum()),
                "benchmark": benchmark.name, "scheme": benchmark.scheme.name, "data": args.data,
                "model": args.model, "flip_test": bool(args.flip), "box_protocol": args.box,
@@ -210,7 +242,7 @@ def evaluate(args, benchmark: Benchmark) -> dict:
     report.write_per_face_csv(out_dir / PER_FACE_FILE, [r.path for r in records], nmes, found)
     save_ced_plot({f"{args.model}, NME {k} ({NORMALIZER_NAMES[k]})": v for k, v in nmes.items()},
                   max(FAILURE_THRESHOLDS), out_dir / CED_FILE, title=f"{benchmark.name}, box: {args.box}")
-    _save_overlays(out_dir, records, preds, boxes, nmes[fr_kind], found, benchmark.scheme)
+    _save_overlays(out_dir, records, preds, visibility, boxes, nmes[fr_kind], found, benchmark.scheme)
     return metrics
 
 

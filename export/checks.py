@@ -135,7 +135,8 @@ def parity(reference: dict, outputs: dict, scheme=None) -> dict:
     diff = np.abs(outputs["landmarks"] - reference["landmarks"])
     result = {"max_px": float(diff.max()), "mean_px": float(diff.mean()),
               "attention_changed": float(np.mean(np.any(outputs["attention"] != reference["attention"], -1))),
-              "confidence_max": float(np.abs(outputs["confidence"] - reference["confidence"]).max())}
+              "confidence_max": float(np.abs(outputs["confidence"] - reference["confidence"]).max()),
+              "visibility_max": float(np.abs(outputs["visibility"] - reference["visibility"]).max())}
     if scheme is not None:
         errors = nme_ip(outputs["landmarks"], reference["landmarks"], scheme)
         result["nme_ip_vs_keras"] = float(100 * errors.mean())

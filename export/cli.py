@@ -1,7 +1,7 @@
 """`python -m export`: a trained model (preset or .keras) to one .tflite or .onnx file.
 
-    python -m export --model w300_lite --format tflite --quantize int8 \\
-        --calibration $RAR_KERAS_DATA/300w/lfpw/trainset --out w300_lite_int8.tflite
+    python -m export --model w300_mobile --format tflite --quantize int8 \\
+        --calibration $RAR_KERAS_DATA/300w/lfpw/trainset --out w300_mobile_int8.tflite
 
 User errors (missing model file, unknown format, int8 without calibration
 data) print one line on stderr and exit with status 2, without a traceback.

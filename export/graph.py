@@ -5,6 +5,7 @@ with a fixed input signature (normalisation stays inside the model's `call`),
 `training=False`, and only the outputs a deployed model needs:
 
     "landmarks"  (N, L, 2) float32  final shape S_T in crop pixels
+    "visibility" (N, L)    float32  probability that each landmark is visible (not occluded)
     "attention"  (N, T)    float32  attention centre (landmark index) at each step
     "confidence" (N, L)    float32  conv8 peak probability of each landmark
 
@@ -24,7 +25,7 @@ from typing import Optional
 import tensorflow as tf
 
 INPUT_NAME = "images"
-OUTPUT_NAMES = ("landmarks", "attention", "confidence")
+OUTPUT_NAMES = ("landmarks", "visibility", "attention", "confidence")
 SIGNATURE_KEY = "serving_default"
 
 
@@ -37,12 +38,13 @@ def input_signature(model, batch: Optional[int] = 1) -> tf.TensorSpec:
 def _outputs(model, images) -> dict:
     out = model(images, training=False)
     return {"landmarks": tf.identity(out["landmarks"], name="landmarks"),
+            "visibility": tf.identity(out["visibility"], name="visibility"),
             "attention": tf.cast(out["attention"], tf.float32, name="attention"),
             "confidence": tf.identity(out["confidence"], name="confidence")}
 
 
 def inference_function(model, batch: Optional[int] = 1):
-    """A concrete-signature `tf.function` images -> {"landmarks", "attention", "confidence"}."""
+    """A concrete-signature `tf.function` images -> {"landmarks", "visibility", "attention", "confidence"}."""
 
     @tf.function(input_signature=[input_signature(model, batch)], autograph=False)
     def serve(images):

@@ -30,6 +30,7 @@ CROP_RULE = ("square crop centred on the face box centre, side = longer box side
              "datasets.geometry.crop_matrix)")
 OUTPUTS = {
     "landmarks": "(N, L, 2) float32, x then y, in crop pixels",
+    "visibility": "(N, L) float32, probability that each landmark is visible (below 0.5: occluded)",
     "attention": "(N, T) float32, index of the attention centre landmark at each refinement step",
     "confidence": "(N, L) float32, peak probability of each landmark's conv8 heatmap",
 }

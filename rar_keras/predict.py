@@ -83,15 +83,22 @@ def draw_faces(image: np.ndarray, result) -> np.ndarray:
     import cv2
 
     from datasets.schemes import get_scheme
-    from rar_keras.inference.overlay import draw_overlay
+    from rar_keras.inference.overlay import (OCCLUDED_BELOW, OCCLUDED_COLOR_RGB, PRED_COLOR_RGB, draw_legend,
+                                             draw_overlay, marker_radius)
 
     scheme = get_scheme(result.scheme)
     canvas = np.ascontiguousarray(image)
     for face in result.faces:
-        canvas = draw_overlay(canvas, face.landmarks * (canvas.shape[1] / image.shape[1]), None, scheme)
         scale = canvas.shape[1] / image.shape[1]
+        canvas = draw_overlay(canvas, face.landmarks * scale, None, scheme, visibility=face.visibility,
+                              legend=False)
         x0, y0, x1, y1 = (int(round(v * scale)) for v in face.box)
-        cv2.rectangle(canvas, (x0, y0), (x1, y1), BOX_COLOR_RGB, 1, cv2.LINE_AA)
+        thickness = max(1, marker_radius(face.landmarks * scale) // 2)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), BOX_COLOR_RGB, thickness, cv2.LINE_AA)
+    if result.faces:
+        draw_legend(canvas, [("landmarks", PRED_COLOR_RGB), ("face box", BOX_COLOR_RGB)]
+                    + [("occluded", OCCLUDED_COLOR_RGB)] * any(
+                        f.visibility is not None and (f.visibility < OCCLUDED_BELOW).any() for f in result.faces))
     return canvas
 
 

@@ -1,7 +1,7 @@
 """`python -m rar_keras.train`: train a RAR landmarker with `model.fit` under tf.distribute.
 
 Example:
-    python -m rar_keras.train --config w300_lite --data $RAR_KERAS_DATA/300w/afw \
+    python -m rar_keras.train --config w300_mobile --data $RAR_KERAS_DATA/300w/afw \
         $RAR_KERAS_DATA/300w/helen/trainset $RAR_KERAS_DATA/300w/lfpw/trainset --out runs/w300 --epochs 30
 """
 
@@ -20,7 +20,7 @@ EXIT_USER_ERROR = 2
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m rar_keras.train", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--config", default="w300_lite",
+    parser.add_argument("--config", default="w300_mobile",
                         help=f"a named config ({', '.join(sorted(EXPERIMENTS))}) or a .json file")
     parser.add_argument("--data", nargs="+", required=True, help="training datasets (folders or files)")
     parser.add_argument("--val-data", nargs="*", default=None, help="validation datasets (default: a split)")

@@ -51,7 +51,7 @@ def measure(name: str, steps: int, warmup: int, batch_size: int | None, stage: s
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.benchmark_training", description=__doc__.split("\n")[0])
-    parser.add_argument("--configs", nargs="+", default=["w300_lite", "w300_mobile"])
+    parser.add_argument("--configs", nargs="+", default=["w300_mobile", "w300_mobilenet"])
     parser.add_argument("--stage", default="joint", help="training stage: detector, refiner or joint")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)

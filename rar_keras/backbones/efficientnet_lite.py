@@ -44,6 +44,7 @@ class EfficientNetLiteBackbone(keras.Model):
         if heatmap_stride != 4:
             raise ValueError("EfficientNetLiteBackbone produces stride-4 heatmaps; set heatmap_stride=4")
         self.num_landmarks, self.feature_channels = num_landmarks, feature_channels
+        self.fine_stride = 2          # the first stage's output: what the refiner reads finer than the heatmap
         self.heatmap_stride, self.momentum, self.decoder_kind = heatmap_stride, momentum, decoder
         self.stem = keras.Sequential([
             layers.Conv2D(STEM_CHANNELS, 3, strides=2, padding="same", use_bias=False),

@@ -44,6 +44,7 @@ class MobileBackbone(keras.Model):
         if heatmap_stride != 4:
             raise ValueError("MobileBackbone produces stride-4 heatmaps; set heatmap_stride=4")
         self.num_landmarks, self.feature_channels = num_landmarks, feature_channels
+        self.fine_stride = 2          # the first stage's output: what the refiner reads finer than the heatmap
         self.heatmap_stride, self.width = heatmap_stride, width
         self.stem = conv_bn_relu(scaled(32, width), 3, strides=2, momentum=momentum)
         self.stages = []

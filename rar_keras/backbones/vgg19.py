@@ -33,11 +33,10 @@ class VGG19Backbone(keras.Model):
             raise ValueError("VGG19Backbone produces stride-4 heatmaps; set heatmap_stride=4")
         self.num_landmarks, self.feature_channels = num_landmarks, feature_channels
         self.heatmap_stride, self.width = heatmap_stride, width
-        blocks = []
-        for channels, convs in VGG19_BLOCKS:
-            blocks += [conv_bn_relu(scaled(channels, width), 3, momentum=momentum) for _ in range(convs)]
-            blocks.append(layers.MaxPooling2D(2))
-        self.encoder = keras.Sequential(blocks)
+        self.fine_stride = 2          # after the first block: what the refiner reads finer than the heatmap
+        self.stages = [keras.Sequential([conv_bn_relu(scaled(channels, width), 3, momentum=momentum)
+                                         for _ in range(convs)] + [layers.MaxPooling2D(2)])
+                       for channels, convs in VGG19_BLOCKS]
         self.deconv6 = layers.Conv2DTranspose(scaled(256, width), 4, strides=2, padding="same",
                                               activation="relu")
         self.deconv7 = layers.Conv2DTranspose(feature_channels, 4, strides=2, padding="same",
@@ -45,9 +44,13 @@ class VGG19Backbone(keras.Model):
         self.heatmap_head = layers.Conv2D(num_landmarks, 1, name="conv8")
 
     def call(self, images, training=None):
-        x = self.encoder(images / PIXEL_SCALE - 1.0, training=training)
+        x = images / PIXEL_SCALE - 1.0
+        skips = []
+        for stage in self.stages:
+            x = stage(x, training=training)
+            skips.append(x)
         features = self.deconv7(self.deconv6(x))
-        return {"features": features, "heatmaps": self.heatmap_head(features), "fine_features": features}
+        return {"features": features, "heatmaps": self.heatmap_head(features), "fine_features": skips[0]}
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks,

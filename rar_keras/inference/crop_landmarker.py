@@ -16,7 +16,6 @@ from datasets.errors import DataError
 from datasets.geometry import apply_affine, invert_affine
 
 DEFAULT_BATCH_SIZE = 32
-ATTENTION = "attention"     # the one per-step entry that holds landmark indices, not points
 
 
 class CropLandmarker:
@@ -24,8 +23,8 @@ class CropLandmarker:
 
     Args:
         crop_model: `crops (N, S, S, 3) -> (N, L, 2)` crop pixels with `input_size`, `margin` and
-            `scheme` (see `rar_keras.inference.crop_models`); optionally
-            `predict_steps(crops, **options) -> {stage: (N, L, 2), "attention": (N, T)}`.
+            `scheme` (see `rar_keras.inference.crop_models`); optionally `predict(crops) -> dict`
+            of all its outputs and `predict_steps(crops, **options) -> {stage: (N, L, 2), ...}`.
         batch_size: crops per model call.
         margin: context around each box (fraction of its longer side); default the model's.
 
@@ -64,23 +63,34 @@ class CropLandmarker:
 
     def predict(self, images: Sequence[np.ndarray], boxes) -> np.ndarray:
         """(N, L, 2) landmarks in image pixels for N RGB images and (N, 4) boxes x0, y0, x1, y1."""
-        parts = [to_image(self.crop_model(crops), inverses) for crops, inverses in self._batches(images, boxes)]
-        if not parts:
-            return np.zeros((0, self.scheme.num_points if self.scheme else 0, 2), np.float32)
-        return np.concatenate(parts)
+        return self.predict_outputs(images, boxes)["landmarks"]
+
+    def predict_outputs(self, images: Sequence[np.ndarray], boxes) -> dict[str, np.ndarray]:
+        """Every output of the crop model: "landmarks" in image pixels, and whichever per-landmark
+        values ("visibility", "confidence") and "attention" indices it gives."""
+        run = getattr(self.crop_model, "predict", None) or (lambda crops: {"landmarks": self.crop_model(crops)})
+        return self._collect(images, boxes, run)
 
     def predict_steps(self, images: Sequence[np.ndarray], boxes, **options) -> dict[str, np.ndarray]:
-        """{stage: (N, L, 2) image pixels} in the model's stage order, and "attention" (N, T) indices.
+        """{stage: (N, L, 2) image pixels} in the model's stage order, "attention" (N, T) indices and
+        "visibility" (N, L).
 
         `options` go to the crop model's `predict_steps` (e.g. `init_mode`).
         """
         if not self.has_steps:
             raise NotImplementedError("this crop model gives no per-step predictions")
+        return self._collect(images, boxes, lambda crops: self.crop_model.predict_steps(crops, **options))
+
+    def _collect(self, images, boxes, run) -> dict[str, np.ndarray]:
+        """`run(crops)` over every batch; (N, L, 2) entries are landmarks, mapped to image pixels."""
         collected: dict[str, list] = {}
         for crops, inverses in self._batches(images, boxes):
-            for stage, values in self.crop_model.predict_steps(crops, **options).items():
-                collected.setdefault(stage, []).append(values if stage == ATTENTION else to_image(values, inverses))
-        return {stage: np.concatenate(parts) for stage, parts in collected.items()}
+            for name, values in run(crops).items():
+                is_points = np.ndim(values) == 3 and np.shape(values)[2] == 2
+                collected.setdefault(name, []).append(to_image(values, inverses) if is_points else values)
+        if not collected:
+            return {"landmarks": np.zeros((0, self.scheme.num_points if self.scheme else 0, 2), np.float32)}
+        return {name: np.concatenate(parts) for name, parts in collected.items()}
 
     def _batches(self, images: Sequence[np.ndarray], boxes):
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)

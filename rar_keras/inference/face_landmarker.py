@@ -79,6 +79,8 @@ class FaceLandmarks:
         box: (4,) float32 x0, y0, x1, y1: the box the face was cropped around.
         score: the detector's score, None for a box the caller gave.
         scheme: landmark scheme name, e.g. "300w68".
+        visibility: (L,) float32 probability that each landmark is visible (not hidden by an
+            occluder), when the model predicts it; else None.
         steps: with `with_steps`: stage name ("detected", "step_0", ..., "step_T")
             -> (L, 2) image pixels; else None.
         attention: with `with_steps`: the landmark index attended at each step; else None.
@@ -88,14 +90,17 @@ class FaceLandmarks:
     box: np.ndarray
     score: Optional[float]
     scheme: str
+    visibility: Optional[np.ndarray] = None
     steps: Optional[dict] = None
     attention: Optional[tuple] = None
 
     def to_dict(self) -> dict:
-        """JSON-ready: box, score, landmarks (and steps/attention when present)."""
+        """JSON-ready: box, score, landmarks (and visibility, steps and attention when present)."""
         out = {"box": [round(float(v), 2) for v in self.box],
                "score": None if self.score is None else round(float(self.score), 4),
                "landmarks": np.round(self.landmarks.astype(np.float64), 2).tolist()}
+        if self.visibility is not None:
+            out["visibility"] = np.round(self.visibility.astype(np.float64), 3).tolist()
         if self.steps is not None:
             out["steps"] = {k: np.round(v.astype(np.float64), 2).tolist() for k, v in self.steps.items()}
         if self.attention is not None:
@@ -248,12 +253,14 @@ class FaceLandmarker:
         for pixels, path, found, scores in loaded:
             face_list = []
             for box, score in zip(found, scores):
-                steps = {k: v[index] for k, v in stages.items() if k not in ("landmarks", "attention")}
+                steps = {k: v[index] for k, v in stages.items() if k.startswith("step_") or k == "detected"}
                 attention = tuple(int(a) for a in stages["attention"][index]) if "attention" in stages else None
+                visibility = stages["visibility"][index].astype(np.float32) if "visibility" in stages else None
                 face_list.append(FaceLandmarks(
                     landmarks=stages["landmarks"][index].astype(np.float32), box=np.asarray(box, np.float32),
-                    score=score, scheme=self.scheme, steps=steps if self.options.with_steps else None,
-                    attention=attention))
+                    score=score, scheme=self.scheme, visibility=visibility,
+                    steps=steps if self.options.with_steps else None,
+                    attention=attention if self.options.with_steps else None))
                 index += 1
             results.append(LandmarkerResult(face_list, path, (pixels.shape[1], pixels.shape[0]), self.scheme))
         return results
@@ -263,7 +270,7 @@ class FaceLandmarker:
         if not images:
             return {}
         if not self.options.with_steps:
-            return {"landmarks": self.faces.predict(images, boxes)}
+            return self.faces.predict_outputs(images, boxes)
         stages = self.faces.predict_steps(images, boxes)
         last = max((k for k in stages if k.startswith("step_")), key=lambda k: int(k.split("_")[1]))
         return {**stages, "landmarks": stages[last]}

@@ -21,9 +21,15 @@ def mirror_crops(crops) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(crops)[:, :, ::-1])
 
 
-def _is_landmarks(value, scheme: LandmarkScheme) -> bool:
+def _unmirrored_mean(value, mirrored, scheme: LandmarkScheme, size: int):
+    """The mean of a plain and a mirrored-pass output: landmarks (N, L, 2) are mirrored back,
+    per-landmark values (N, L) re-ordered; anything else (attention indices) is the plain pass's."""
     shape = np.shape(value)
-    return len(shape) == 3 and shape[1] == scheme.num_points and shape[2] == 2
+    if len(shape) == 3 and shape[1] == scheme.num_points and shape[2] == 2:
+        return (np.asarray(value, np.float32) + scheme.mirror_landmarks(mirrored, size)) / 2.0
+    if len(shape) == 2 and shape[1] == scheme.num_points:
+        return (np.asarray(value, np.float32) + np.asarray(mirrored, np.float32)[:, scheme.flip_permutation]) / 2.0
+    return value
 
 
 def flip_averaged(predict: Callable[[np.ndarray], Prediction], crops, scheme: LandmarkScheme,
@@ -32,7 +38,8 @@ def flip_averaged(predict: Callable[[np.ndarray], Prediction], crops, scheme: La
 
     Args:
         predict: crops (N, S, S, 3) -> (N, L, 2) crop pixels, or a dict whose (N, L, 2) entries
-            are landmarks (other entries, e.g. attention indices, come from the plain pass).
+            are landmarks and (N, L) entries per-landmark values such as visibility (other
+            entries, e.g. attention indices, come from the plain pass).
         crops: (N, S, S, 3) face crops.
         scheme: the model's landmark scheme.
         size: crop side S.
@@ -40,22 +47,22 @@ def flip_averaged(predict: Callable[[np.ndarray], Prediction], crops, scheme: La
     crops = np.asarray(crops)
     plain, mirrored = predict(crops), predict(mirror_crops(crops))
     if not isinstance(plain, dict):
-        return (np.asarray(plain, np.float32) + scheme.mirror_landmarks(mirrored, size)) / 2.0
-    return {key: (np.asarray(value, np.float32) + scheme.mirror_landmarks(mirrored[key], size)) / 2.0
-            if _is_landmarks(value, scheme) else value for key, value in plain.items()}
+        return _unmirrored_mean(plain, mirrored, scheme, size)
+    return {key: _unmirrored_mean(value, mirrored[key], scheme, size) for key, value in plain.items()}
 
 
 class FlipAveraged:
     """A crop function wrapped with the flip test (for `.tflite` / `.onnx` runtimes and the like).
 
     Args:
-        crop_fn: crops (N, S, S, 3) -> (N, L, 2) landmarks in crop pixels.
+        crop_fn: crops (N, S, S, 3) -> (N, L, 2) landmarks in crop pixels, or a dict of outputs
+            (see `flip_averaged`).
         scheme: the model's landmark scheme.
         size: crop side S.
     """
 
-    def __init__(self, crop_fn: Callable[[np.ndarray], np.ndarray], scheme: LandmarkScheme, size: int):
+    def __init__(self, crop_fn: Callable[[np.ndarray], Prediction], scheme: LandmarkScheme, size: int):
         self.crop_fn, self.scheme, self.size = crop_fn, scheme, int(size)
 
-    def __call__(self, crops) -> np.ndarray:
+    def __call__(self, crops) -> Prediction:
         return flip_averaged(self.crop_fn, crops, self.scheme, self.size)

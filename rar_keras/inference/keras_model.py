@@ -10,6 +10,9 @@ from datasets.errors import DataError
 from datasets.schemes import get_scheme
 from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
 
+# What an exported file gives too (export.graph.OUTPUT_NAMES).
+DEPLOYED_OUTPUTS = ("landmarks", "visibility", "confidence", "attention")
+
 
 def load_model(spec, argument: str = "model"):
     """Loads a `RARLandmarker` from a preset (name or folder) or a `.keras` file, in Keras's safe mode.
@@ -77,21 +80,32 @@ class KerasCropModel:
         return flip_averaged(predict, crops, self.scheme, self.input_size)
 
     def __call__(self, crops) -> np.ndarray:
-        return self._flip_averaged(self._landmarks, crops)
+        return self.predict(crops)["landmarks"]
+
+    def predict(self, crops) -> dict:
+        """{"landmarks" (N, L, 2) crop pixels, "visibility" (N, L), "confidence" (N, L), "attention" (N, T)}."""
+        return self._flip_averaged(self._deployed_outputs, crops)
 
     def predict_steps(self, crops, init_mode=None) -> dict:
-        """Shapes at every stage: "detected" S_d, "step_0" the start S_0, ..., "step_T"; and "attention"."""
+        """Shapes at every stage: "detected" S_d, "step_0" the start S_0, ..., "step_T"; "attention" and
+        "visibility"."""
         return self._flip_averaged(lambda batch: self._steps(batch, init_mode), crops)
 
-    def _landmarks(self, crops) -> np.ndarray:
-        parts = [out["landmarks"].numpy() for out in self._outputs(crops)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.scheme.num_points, 2), np.float32)
+    def _deployed_outputs(self, crops) -> dict:
+        collected: dict[str, list] = {name: [] for name in DEPLOYED_OUTPUTS}
+        for out in self._outputs(crops):
+            for name in DEPLOYED_OUTPUTS:
+                collected[name].append(out[name].numpy())
+        if not collected["landmarks"]:
+            return {"landmarks": np.zeros((0, self.scheme.num_points, 2), np.float32)}
+        return {name: np.concatenate(parts) for name, parts in collected.items()}
 
     def _steps(self, crops, init_mode=None) -> dict:
         collected: dict[str, list] = {}
         for out in self._outputs(crops, init_mode):
             steps = out["steps"].numpy()
-            stages = {"detected": out["detected"].numpy(), "attention": out["attention"].numpy()}
+            stages = {"detected": out["detected"].numpy(), "attention": out["attention"].numpy(),
+                      "visibility": out["visibility"].numpy()}
             stages.update({f"step_{t}": steps[:, t] for t in range(steps.shape[1])})
             for key, value in stages.items():
                 collected.setdefault(key, []).append(value)

@@ -26,30 +26,36 @@ from datasets.schemes import SCHEMES, LandmarkScheme, scheme_for_count
 from rar_keras.inference.contract import tflite_metadata_entries
 
 LANDMARKS_OUTPUT = "landmarks"
+# The outputs of an exported RAR model (export.graph.OUTPUT_NAMES); a foreign file may have only landmarks.
+NAMED_OUTPUTS = ("landmarks", "visibility", "confidence", "attention")
 MARGIN_KEY = "margin"
 SCHEME_KEY = "scheme"
 
 
 @dataclasses.dataclass
 class CropModel:
-    """A loaded crop model: `model(crops)` -> landmarks.
+    """A loaded crop model: `model.predict(crops)` -> its named outputs, `model(crops)` -> landmarks.
 
     Args:
-        crop_fn: crops (N, S, S, 3) uint8 -> (N, L, 2) crop pixels.
+        outputs_fn: crops (N, S, S, 3) uint8 -> {"landmarks": (N, L, 2) crop pixels, and whichever of
+            "visibility" (N, L), "confidence" (N, L), "attention" (N, T) the file has}.
         input_size: S.
         num_points: L.
         margin: the margin stored in the file, or None.
         scheme: the landmark scheme stored in the file, else the one with L points (None if none).
     """
 
-    crop_fn: Callable[[np.ndarray], np.ndarray]
+    outputs_fn: Callable[[np.ndarray], dict]
     input_size: int
     num_points: int
     margin: Optional[float]
     scheme: Optional[LandmarkScheme] = None
 
+    def predict(self, crops) -> dict:
+        return self.outputs_fn(crops)
+
     def __call__(self, crops) -> np.ndarray:
-        return self.crop_fn(crops)
+        return self.outputs_fn(crops)[LANDMARKS_OUTPUT]
 
 
 def _parse_margin(text: str) -> Optional[float]:
@@ -119,26 +125,32 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def _pick_output(details: list[dict], name_of) -> dict:
+def _named_outputs(details: list[dict], name_of) -> dict[str, dict]:
+    """{output name: detail} for the named outputs present; "landmarks" falls back to the one output
+    of shape (N, L, 2), or the only output."""
+    found = {}
     for detail in details:
-        if LANDMARKS_OUTPUT in name_of(detail):
-            return detail
-    for detail in details:
-        shape = list(detail["shape"] if detail["shape"] is not None else [])
-        if len(shape) == 3 and shape[-1] == 2:
-            return detail
-    if len(details) == 1:
-        return details[0]
-    raise DataError(f"no output named {LANDMARKS_OUTPUT!r} or of shape (1, L, 2) among "
-                    f"{[name_of(d) for d in details]}")
+        name = name_of(detail)
+        for wanted in NAMED_OUTPUTS:
+            if wanted in name and wanted not in found:
+                found[wanted] = detail
+    if LANDMARKS_OUTPUT not in found:
+        shaped = [d for d in details if len(list(d["shape"] if d["shape"] is not None else [])) == 3
+                  and list(d["shape"])[-1] == 2]
+        if shaped or len(details) == 1:
+            found[LANDMARKS_OUTPUT] = (shaped or details)[0]
+        else:
+            raise DataError(f"no output named {LANDMARKS_OUTPUT!r} or of shape (1, L, 2) among "
+                            f"{[name_of(d) for d in details]}")
+    return found
 
 
-def load_tflite(path: str) -> CropModel:
+def load_tflite(path: str, num_threads: Optional[int] = None) -> CropModel:
     """Loads a .tflite crop model with LiteRT; runs it one crop at a time."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interpreter = Interpreter(model_path=path)
+        interpreter = Interpreter(model_path=path, num_threads=num_threads)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as err:
         raise DataError(f"{path}: not a loadable TFLite model ({err})") from None
@@ -148,22 +160,23 @@ def load_tflite(path: str) -> CropModel:
     for key in interpreter.get_signature_list():
         outputs = interpreter.get_signature_runner(key).get_output_details()
         signature_names.update({detail["index"]: name for name, detail in outputs.items()})
-    output_detail = _pick_output(interpreter.get_output_details(),
-                                 lambda d: signature_names.get(d["index"], d["name"]))
+    outputs = _named_outputs(interpreter.get_output_details(), lambda d: signature_names.get(d["index"], d["name"]))
     size = int(input_detail["shape"][1])
-    num_points = int(output_detail["shape"][1])
+    num_points = int(outputs[LANDMARKS_OUTPUT]["shape"][1])
 
-    def crop_fn(crops: np.ndarray) -> np.ndarray:
+    def outputs_fn(crops: np.ndarray) -> dict:
         crops = _check_crops(crops, size, path)
-        out = []
+        collected = {name: [] for name in outputs}
         for crop in crops:
             interpreter.set_tensor(input_detail["index"], _quantize(crop[None].astype(np.float32), input_detail))
             interpreter.invoke()
-            out.append(_dequantize(interpreter.get_tensor(output_detail["index"]), output_detail)[0])
-        return np.stack(out)
+            for name, detail in outputs.items():
+                collected[name].append(_dequantize(interpreter.get_tensor(detail["index"]), detail)[0])
+        return {name: np.stack(values) if values else np.zeros((0, *outputs[name]["shape"][1:]), np.float32)
+                for name, values in collected.items()}
 
     entries = tflite_metadata_entries(path)
-    return CropModel(crop_fn, size, num_points, _tflite_margin(entries),
+    return CropModel(outputs_fn, size, num_points, _tflite_margin(entries),
                      _scheme(_tflite_scheme_name(entries), num_points))
 
 
@@ -183,30 +196,34 @@ def load_onnx(path: str) -> CropModel:
     channels_first = shape[1] == 3 and shape[-1] != 3
     size = int(shape[2] if channels_first else shape[1])
     dtype = _ONNX_TYPES.get(input_meta.type, np.float32)
-    outputs = [{"name": o.name, "shape": o.shape} for o in session.get_outputs()]
-    output = _pick_output(outputs, lambda d: d["name"])
+    outputs = _named_outputs([{"name": o.name, "shape": o.shape} for o in session.get_outputs()],
+                             lambda d: d["name"])
+    names = list(outputs)
     fixed_batch = isinstance(shape[0], int) and shape[0] == 1
     margin_text = session.get_modelmeta().custom_metadata_map.get(MARGIN_KEY)
 
-    def run(batch: np.ndarray) -> np.ndarray:
+    def run(batch: np.ndarray) -> dict:
         x = batch.transpose(0, 3, 1, 2) if channels_first else batch
-        return session.run([output["name"]], {input_meta.name: x.astype(dtype)})[0]
+        values = session.run([outputs[name]["name"] for name in names], {input_meta.name: x.astype(dtype)})
+        return {name: np.asarray(value, np.float32) for name, value in zip(names, values)}
 
-    out_shape = list(output["shape"] or [])
+    out_shape = list(outputs[LANDMARKS_OUTPUT]["shape"] or [])
     if len(out_shape) == 3 and isinstance(out_shape[1], int):
         num_points = out_shape[1]
     else:  # symbolic output shape: ask the model once
-        num_points = int(np.shape(run(np.zeros((1, size, size, 3), np.uint8)))[1])
+        num_points = int(np.shape(run(np.zeros((1, size, size, 3), np.uint8))[LANDMARKS_OUTPUT])[1])
 
-    def crop_fn(crops: np.ndarray) -> np.ndarray:
+    def outputs_fn(crops: np.ndarray) -> dict:
         crops = _check_crops(crops, size, path)
-        if fixed_batch:
-            return np.concatenate([run(crop[None]) for crop in crops]).astype(np.float32)
-        return np.asarray(run(crops), dtype=np.float32)
+        if not fixed_batch:
+            return run(crops)
+        parts = [run(crop[None]) for crop in crops]
+        return {name: np.concatenate([p[name] for p in parts]) if parts else np.zeros((0,), np.float32)
+                for name in names}
 
     margin = _parse_margin(margin_text) if margin_text is not None else None
     scheme_name = session.get_modelmeta().custom_metadata_map.get(SCHEME_KEY)
-    return CropModel(crop_fn, size, num_points, margin, _scheme(scheme_name, num_points))
+    return CropModel(outputs_fn, size, num_points, margin, _scheme(scheme_name, num_points))
 
 
 def load_runtime(path, flip_test: bool = False) -> CropModel:
@@ -225,5 +242,5 @@ def load_runtime(path, flip_test: bool = False) -> CropModel:
                             f"store and its {loaded.num_points} landmarks do not identify")
         from rar_keras.inference.flip_test import FlipAveraged
 
-        loaded.crop_fn = FlipAveraged(loaded.crop_fn, loaded.scheme, loaded.input_size)
+        loaded.outputs_fn = FlipAveraged(loaded.outputs_fn, loaded.scheme, loaded.input_size)
     return loaded

@@ -1,4 +1,4 @@
-"""Robust initialisation: the shape-bank entry that agrees with the most detected points."""
+"""Robust initialisation: a shape-model fit to the detected shape S_d that ignores occluded points."""
 
 from __future__ import annotations
 
@@ -8,128 +8,113 @@ import tensorflow as tf
 
 from rar_keras.layers import similarity
 
-INIT_MODES = ("robust", "robust_inliers", "least_squares", "mean", "random", "detected")
+INIT_MODES = ("robust", "robust_blend", "detected", "mean", "random")
 
 
 @keras.saving.register_keras_serializable(package="rar_keras")
 class RobustShapeInit(keras.layers.Layer):
-    """Chooses the start shape S_0 from a precomputed shape bank given the detected shape S_d.
+    """Chooses the start shape S_0 of the refinement from the detected shape S_d.
 
-    RANSAC over (bank shape, landmark pair) hypotheses: each pair gives the
-    similarity taking that bank shape's two points onto S_d's, scored by the
-    truncated (MSAC) error over all landmarks. The best hypothesis's bank shape
-    is refitted by least squares on its inliers. "robust_inliers" keeps S_d's
-    own points where they are inliers of that fit and takes the fitted bank
-    shape elsewhere. Other modes exist for the comparison study: the
-    least-squares fit of every bank shape ("least_squares"), the mean shape ("mean"), a random
-    bank shape placed like the mean ("random"), or S_d itself ("detected").
+    "robust" (the paper's robust start, as a continuous shape model): the shape
+    `S = sim(mean + sum_m c_m B_m)`, a combination of the principal modes B of the
+    training shapes under a similarity, fitted to S_d by iteratively reweighted
+    least squares. Each landmark's weight is its prior weight (the predicted
+    visibility) times the Geman-McClure weight `tau^2 / (tau^2 + r^2)` of its
+    residual r (in units of the face's RMS radius): occluded and grossly wrong
+    points stop pulling the fit. Each round refits the similarity (weighted
+    Procrustes) and takes `landweber_steps` gradient steps on the coefficients,
+    which starts from the mean shape and stays there in directions no reliable
+    point supports. Builtin TFLite ops only: no matrix inverse.
 
-    The bank (K, L, 2; centred, unit RMS radius), the mean shape in crop pixels
-    (L, 2) and the RANSAC pairs (M, 2) are non-trainable weights, so they are
-    saved with the model.
+    "robust_blend" keeps S_d's own points in proportion to their final weights.
+    For the comparison study: "detected" (S_d itself), "mean" (the mean training
+    shape in the crop) and "random" (a random bank shape placed like the mean).
+
+    The bank, the mean shape in crop pixels and the shape model are non-trainable
+    weights, saved with the model (`rar_keras.models.shape_bank.build_shape_bank`).
 
     Args:
         num_landmarks: L.
-        bank_size: K.
-        num_pairs: M RANSAC hypotheses per bank shape.
-        inlier_threshold: inlier distance in crop pixels.
-        refine_iterations: least-squares refits on the inliers.
+        bank_size: K bank shapes.
+        num_components: M shape modes.
+        iterations: reweighting rounds of the robust fit.
+        landweber_steps: coefficient steps per round.
+        robust_scale: tau, in units of the face's RMS radius.
+        shrinkage: ridge pull of the coefficients towards the mean shape, per step.
+
+    Returns: (S_0 (B, L, 2), weights (B, L)): the final robust weight of every point (ones for
+    the other modes).
     """
 
-    def __init__(self, num_landmarks: int, bank_size: int, num_pairs: int, inlier_threshold: float,
-                 refine_iterations: int = 2, **kwargs):
+    def __init__(self, num_landmarks: int, bank_size: int = 32, num_components: int = 16, iterations: int = 3,
+                 landweber_steps: int = 3, robust_scale: float = 0.1, shrinkage: float = 0.02, **kwargs):
         super().__init__(**kwargs)
-        self.num_landmarks, self.bank_size, self.num_pairs = num_landmarks, bank_size, num_pairs
-        self.inlier_threshold, self.refine_iterations = inlier_threshold, refine_iterations
+        self.num_landmarks, self.bank_size, self.num_components = num_landmarks, bank_size, num_components
+        self.iterations, self.landweber_steps = iterations, landweber_steps
+        self.robust_scale, self.shrinkage = robust_scale, shrinkage
         self.bank = self.add_weight(shape=(bank_size, num_landmarks, 2), initializer="zeros",
                                     trainable=False, name="bank")
         self.mean_shape = self.add_weight(shape=(num_landmarks, 2), initializer="zeros",
                                           trainable=False, name="mean_shape")
-        self.pairs = self.add_weight(shape=(num_pairs, 2), initializer="zeros", trainable=False,
-                                     dtype="int32", name="ransac_pairs")
+        self.shape_mean = self.add_weight(shape=(num_landmarks, 2), initializer="zeros",
+                                          trainable=False, name="shape_mean")
+        self.basis = self.add_weight(shape=(num_components, num_landmarks, 2), initializer="zeros",
+                                     trainable=False, name="shape_basis")
 
-    def set_bank(self, bank: np.ndarray, mean_shape: np.ndarray, pairs: np.ndarray) -> None:
-        """Loads a bank built by `rar_keras.models.shape_bank.build_shape_bank`."""
-        self.bank.assign(np.asarray(bank, np.float32))
-        self.mean_shape.assign(np.asarray(mean_shape, np.float32))
-        self.pairs.assign(np.asarray(pairs, np.int32))
+    def set_bank(self, bank) -> None:
+        """Loads a `ShapeBank` built by `rar_keras.models.shape_bank.build_shape_bank`."""
+        self.bank.assign(np.asarray(bank.shapes, np.float32))
+        self.mean_shape.assign(np.asarray(bank.mean_shape, np.float32))
+        self.shape_mean.assign(np.asarray(bank.shape_mean, np.float32))
+        self.basis.assign(np.asarray(bank.basis, np.float32))
 
-    def _score(self, aligned, detected):
-        """MSAC score (lower is better) and inlier mask of aligned shapes against S_d."""
-        sq = tf.reduce_sum(tf.square(aligned - detected), -1)
-        tau_sq = float(self.inlier_threshold) ** 2
-        return tf.reduce_sum(tf.minimum(sq, tau_sq), -1), tf.cast(sq < tau_sq, aligned.dtype)
-
-    def _ransac(self, detected):
-        """The best (bank shape, pair) hypothesis refitted on its inliers: S_0 (B, L, 2), index (B,), inliers."""
-        bank = self.bank                                             # (K, L, 2)
-        p, q = self.pairs[:, 0], self.pairs[:, 1]
-        a_re, a_im, t = similarity.from_two_points(
-            tf.gather(bank, p, axis=1)[None], tf.gather(bank, q, axis=1)[None],
-            tf.gather(detected, p, axis=1)[:, None], tf.gather(detected, q, axis=1)[:, None])  # (B, K, M)
-        # Residuals of every hypothesis at every landmark, x and y apart: (B, K, M, L).
-        bank_x, bank_y = bank[None, :, None, :, 0], bank[None, :, None, :, 1]
-        det_x, det_y = detected[:, None, None, :, 0], detected[:, None, None, :, 1]
-        a_re_l, a_im_l = a_re[..., None], a_im[..., None]
-        res_x = a_re_l * bank_x - a_im_l * bank_y + (t[..., :1] - det_x)
-        res_y = a_im_l * bank_x + a_re_l * bank_y + (t[..., 1:] - det_y)
-        tau_sq = float(self.inlier_threshold) ** 2
-        scores = tf.reduce_sum(tf.minimum(tf.square(res_x) + tf.square(res_y), tau_sq), -1)   # (B, K, M)
-        # The winning hypothesis over all K*M, then least squares on its inliers (one shape, not K).
-        flat_scores = tf.reshape(scores, [-1, self.bank_size * self.num_pairs])
-        winner = tf.argmin(flat_scores, -1, output_type=tf.int32)
-        choice = tf.one_hot(winner, self.bank_size * self.num_pairs, dtype=scores.dtype)     # (B, K*M)
-
-        def pick(value):                                              # (B, K, M) -> the winner's (B,)
-            return tf.reduce_sum(tf.reshape(value, tf.shape(flat_scores)) * choice, -1)
-
-        index = winner // self.num_pairs
-        source = tf.gather(bank, index)                               # (B, L, 2)
-        aligned = similarity.transform(source, pick(a_re), pick(a_im),
-                                       tf.stack([pick(t[..., 0]), pick(t[..., 1])], -1))
-        _, inliers = self._score(aligned, detected)
-        for _ in range(self.refine_iterations):
-            weights = inliers + 1e-3                                  # an all-outlier fit stays finite
-            aligned = similarity.transform(source, *similarity.weighted_fit(source, detected, weights))
-            _, inliers = self._score(aligned, detected)
-        return aligned, index, inliers
-
-    def _least_squares(self, detected):
-        source = tf.broadcast_to(self.bank[None], [tf.shape(detected)[0], self.bank_size,
-                                                  self.num_landmarks, 2])
-        weights = tf.ones(tf.shape(source)[:-1])
-        return similarity.transform(source, *similarity.weighted_fit(source, detected[:, None], weights))
+    def fit(self, detected, prior):
+        """The robust shape-model fit to `detected` (B, L, 2) with prior weights (B, L) in [0, 1]."""
+        basis = tf.reshape(self.basis, [self.num_components, -1])             # (M, 2L)
+        batch = tf.shape(detected)[0]
+        coefficients = tf.zeros([batch, self.num_components])
+        model = tf.broadcast_to(self.shape_mean[None], tf.shape(detected))
+        weights = prior
+        tau_sq = float(self.robust_scale) ** 2
+        for _ in range(self.iterations):
+            a_re, a_im, t = similarity.weighted_fit(model, detected, weights + 1e-4)
+            target = similarity.inverse_transform(detected, a_re, a_im, t)      # S_d in the model frame
+            flat_target = tf.reshape(target - self.shape_mean, [batch, -1])
+            flat_weights = tf.repeat(weights, 2, axis=-1)                         # x and y of each point
+            for _ in range(self.landweber_steps):
+                residual = flat_target - tf.matmul(coefficients, basis)
+                coefficients = (coefficients + tf.matmul(flat_weights * residual, basis, transpose_b=True)) \
+                    * (1.0 - float(self.shrinkage))
+            model = self.shape_mean + tf.reshape(tf.matmul(coefficients, basis), tf.shape(detected))
+            distance_sq = tf.reduce_sum(tf.square(target - model), -1)           # model frame: RMS radius 1
+            weights = prior * tau_sq / (tau_sq + distance_sq)
+        a_re, a_im, t = similarity.weighted_fit(model, detected, weights + 1e-4)
+        return similarity.transform(model, a_re, a_im, t), weights
 
     def _placed_like_mean(self, shapes):
-        """Bank-normalised shapes (B, L, 2) placed at the mean shape's centre and scale."""
+        """Unit-radius shapes (B, L, 2) placed at the mean shape's centre and scale."""
         centre = tf.reduce_mean(self.mean_shape, 0)
         radius = tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(self.mean_shape - centre), -1)))
         return shapes * radius + centre
 
-    def call(self, detected, mode: str = "robust", training=None):
-        """Returns (S_0 (B, L, 2), chosen bank index (B,), or -1 where no bank shape is used)."""
+    def call(self, detected, prior=None, mode: str = "robust"):
         if mode not in INIT_MODES:
             raise ValueError(f"init mode must be one of {INIT_MODES}, got {mode!r}")
-        batch = tf.shape(detected)[0]
-        no_index = -tf.ones([batch], tf.int32)
+        ones = tf.ones(tf.shape(detected)[:2])
         if mode == "detected":
-            return detected, no_index
+            return detected, ones
         if mode == "mean":
-            return tf.broadcast_to(self.mean_shape[None], tf.shape(detected)), no_index
+            return tf.broadcast_to(self.mean_shape[None], tf.shape(detected)), ones
         if mode == "random":
-            index = tf.random.uniform([batch], 0, self.bank_size, dtype=tf.int32)
-            return self._placed_like_mean(tf.gather(self.bank, index)), index
-        if mode == "least_squares":
-            aligned = self._least_squares(detected)
-            scores, _ = self._score(aligned, detected[:, None])
-            index = tf.argmin(scores, -1, output_type=tf.int32)
-            return tf.gather(aligned, index, batch_dims=1), index
-        start, index, inliers = self._ransac(detected)
-        if mode == "robust_inliers":
-            start = inliers[..., None] * detected + (1.0 - inliers[..., None]) * start
-        return start, index
+            index = tf.random.uniform([tf.shape(detected)[0]], 0, self.bank_size, dtype=tf.int32)
+            return self._placed_like_mean(tf.gather(self.bank, index)), ones
+        fitted, weights = self.fit(detected, ones if prior is None else prior)
+        if mode == "robust_blend":
+            fitted = weights[..., None] * detected + (1.0 - weights[..., None]) * fitted
+        return fitted, weights
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks, "bank_size": self.bank_size,
-                "num_pairs": self.num_pairs, "inlier_threshold": self.inlier_threshold,
-                "refine_iterations": self.refine_iterations}
+                "num_components": self.num_components, "iterations": self.iterations,
+                "landweber_steps": self.landweber_steps, "robust_scale": self.robust_scale,
+                "shrinkage": self.shrinkage}

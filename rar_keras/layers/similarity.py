@@ -36,3 +36,9 @@ def weighted_fit(src, dst, weights):
     t = mean_dst - tf.stack([a_re * mean_src[..., 0] - a_im * mean_src[..., 1],
                              a_im * mean_src[..., 0] + a_re * mean_src[..., 1]], -1)
     return a_re, a_im, t
+
+
+def inverse_transform(points, a_re, a_im, t):
+    """Applies the inverse of z -> a z + t to points (..., L, 2): z -> (z - t) / a."""
+    norm = tf.maximum(tf.square(a_re) + tf.square(a_im), EPSILON)
+    return transform(points - t[..., None, :], a_re / norm, -a_im / norm, tf.zeros_like(t))

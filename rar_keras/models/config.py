@@ -63,17 +63,19 @@ class RARConfig:
         heatmap_stride: input pixels per heatmap cell (conv8 resolution).
         feature_channels: channels of the stride-4 features sampled by SIP.
         steps: number T of attentive refinement steps.
-        alpha: step size of the refinement update (in face-scale units).
+        alpha: scale of each refinement update, in units of the face's RMS radius.
         kappa: peak of the attention weights gamma.
+        attention_radius: width of the attention weights, as a fraction of the face's RMS radius.
         lstm_units: units of the A-LSTM and R-LSTM cells.
-        sip_channels: per-landmark feature size after SIP's projection.
-        sip_patch: side of the patch SIP samples around each landmark (1 = the point).
-        heatmap_patch: side of the patch of each landmark's own conv8 probabilities the refiner
-            also reads (0 = none).
-        heatmap_channels: projection size of that patch.
-        bank_size: K shapes in the shape bank.
-        ransac_pairs: landmark pairs tried as RANSAC hypotheses per bank shape.
-        inlier_threshold: inlier distance for the robust start, as a fraction of the face size.
+        refine_channels: size of each landmark's features in the refiner.
+        context_channels: size of each landmark's context from the R-LSTM.
+        hidden_units: width of the per-landmark networks (refiner, visibility head).
+        fine_patch: side of the patch of stride-2 features the refiner reads around each landmark.
+        heatmap_patch: side of the patch of each landmark's own conv8 probabilities read around it.
+        bank_size: K shapes in the shape bank (the "random" start of the comparison study).
+        shape_components: principal modes of the shape model the robust start fits.
+        fit_iterations: reweighting rounds of the robust fit.
+        robust_scale: the robust fit's residual scale tau, as a fraction of the face's RMS radius.
         subpixel: refine the heatmap argmax with a local expectation.
         init_mode: how inference picks the start shape S_0 (see `RobustShapeInit`).
 
@@ -92,16 +94,19 @@ class RARConfig:
     heatmap_stride: int = 4
     feature_channels: int = 64
     steps: int = 3
-    alpha: float = 0.5
+    alpha: float = 0.1
     kappa: float = 1.0
-    lstm_units: int = 256
-    sip_channels: int = 16
-    sip_patch: int = 1
-    heatmap_patch: int = 0
-    heatmap_channels: int = 8
+    attention_radius: float = 0.5
+    lstm_units: int = 64
+    refine_channels: int = 32
+    context_channels: int = 16
+    hidden_units: int = 64
+    fine_patch: int = 3
+    heatmap_patch: int = 5
     bank_size: int = 32
-    ransac_pairs: int = 24
-    inlier_threshold: float = 0.08
+    shape_components: int = 16
+    fit_iterations: int = 3
+    robust_scale: float = 0.1
     subpixel: bool = True
     init_mode: str = "robust"
 
@@ -142,7 +147,12 @@ class TrainingConfig:
         sample_attention: sample the attention centre in training (REINFORCE); False takes the argmax.
         eta: discount of the attention reward over steps.
         heatmap_sigma: width of the target distribution, in heatmap cells.
-        heatmap_weight, refine_weight, attention_weight: loss weights.
+        heatmap_weight, visibility_weight, refine_weight, attention_weight: loss weights.
+        value_weight: weight of the attention baseline's regression within the attention loss.
+        entropy_weight: entropy bonus of the attention policy.
+        start_truth_prob: share of training faces whose refinement starts from the truth plus noise.
+        start_mean_prob: share that starts from the mean shape (the rest: the robust start).
+        start_noise: (min, max) noise of those starts, as a fraction of the face's RMS radius.
         augment: the random augmentation of each training face.
     """
 
@@ -157,8 +167,14 @@ class TrainingConfig:
     eta: float = 0.9
     heatmap_sigma: float = 1.0
     heatmap_weight: float = 1.0
+    visibility_weight: float = 0.5
     refine_weight: float = 1.0
-    attention_weight: float = 0.05
+    attention_weight: float = 0.1
+    value_weight: float = 0.1
+    entropy_weight: float = 0.01
+    start_truth_prob: float = 0.4
+    start_mean_prob: float = 0.1
+    start_noise: tuple = (0.02, 0.1)
     augment: AugmentConfig = AugmentConfig()
 
     def __post_init__(self):
@@ -169,6 +185,9 @@ class TrainingConfig:
             if name not in STAGES:
                 raise ValueError(f"unknown training stage {name!r}: use one of {STAGES}")
         object.__setattr__(self, "stages", tuple((str(n), float(f)) for n, f in self.stages))
+        object.__setattr__(self, "start_noise", tuple(float(v) for v in self.start_noise))
+        if not 0.0 <= self.start_truth_prob + self.start_mean_prob <= 1.0:
+            raise ValueError("start_truth_prob + start_mean_prob must be in [0, 1]")
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentConfig(**_known(AugmentConfig, self.augment)))
 
@@ -178,6 +197,7 @@ class TrainingConfig:
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         values["stages"] = [list(s) for s in self.stages]
+        values["start_noise"] = list(self.start_noise)
         values["augment"] = {k: list(v) if isinstance(v, tuple) else v for k, v in values["augment"].items()}
         return values
 
@@ -240,27 +260,27 @@ class Experiment:
         return cls.from_dict(json.loads(pathlib.Path(path).read_text()))
 
 
-# Sized for phones (`python -m export.benchmark`): separable decoder, MobileNetV2's unexpanded
-# first stage, a narrow refiner.
-MOBILE = RARConfig(decoder="separable", first_expansion=1, feature_channels=48, lstm_units=64,
-                   sip_channels=8, sip_patch=3, heatmap_patch=5, ransac_pairs=12)
-MOBILE_TRAINING = TrainingConfig(stages=(("detector", 0.2), ("joint", 0.8)))
-LITE = MOBILE.replace(backbone="efficientnet_lite0", feature_channels=64)
+# Sized for phones (`python -m export.benchmark`): EfficientNet-Lite0's encoder to stride 16, started
+# from its ImageNet weights, and the separable decoder.
+PHONE = RARConfig(backbone="efficientnet_lite0", decoder="separable", feature_channels=64)
+PHONE_TRAINING = TrainingConfig(backbone_init="imagenet", stages=(("detector", 0.2), ("joint", 0.8)))
+# The MobileNetV2-style backbone, trained from scratch.
+MOBILENET = RARConfig(decoder="separable", first_expansion=1, feature_channels=48)
 
 # One named experiment per dataset/model pair.
 EXPERIMENTS = {
-    "w300_mobile": Experiment(MOBILE.replace(scheme="300w68"), MOBILE_TRAINING),
-    "w300_lite": Experiment(LITE.replace(scheme="300w68"), MOBILE_TRAINING.replace(backbone_init="imagenet")),
+    "w300_mobile": Experiment(PHONE.replace(scheme="300w68"), PHONE_TRAINING),
+    "cofw_mobile": Experiment(PHONE.replace(scheme="cofw29"), PHONE_TRAINING),
+    "aflw_mobile": Experiment(PHONE.replace(scheme="aflw19"), PHONE_TRAINING),
+    "wflw_mobile": Experiment(PHONE.replace(scheme="wflw98"), PHONE_TRAINING),
+    "w300_mobilenet": Experiment(MOBILENET.replace(scheme="300w68"), PHONE_TRAINING.replace(backbone_init="")),
     "w300_vgg19": Experiment(RARConfig(scheme="300w68", backbone="vgg19", input_size=256, heatmap_stride=4,
-                                       feature_channels=128, lstm_units=512),
+                                       feature_channels=128, lstm_units=256, hidden_units=128),
                              TrainingConfig(batch_size=16, learning_rate=5e-4,
                                             stages=(("detector", 0.5), ("joint", 0.5)))),
-    "cofw_mobile": Experiment(MOBILE.replace(scheme="cofw29"), MOBILE_TRAINING),
-    "aflw_mobile": Experiment(MOBILE.replace(scheme="aflw19"), MOBILE_TRAINING),
-    "wflw_mobile": Experiment(MOBILE.replace(scheme="wflw98"), MOBILE_TRAINING),
     "tiny": Experiment(RARConfig(scheme="300w68", input_size=64, width=0.25, batch_norm_momentum=0.8,
-                                 feature_channels=16, lstm_units=32, sip_channels=4, bank_size=4,
-                                 ransac_pairs=8, steps=2),
+                                 feature_channels=16, lstm_units=16, refine_channels=16, context_channels=4,
+                                 hidden_units=16, bank_size=4, shape_components=4, steps=2),
                        TrainingConfig(batch_size=4)),
 }
 

@@ -1,4 +1,8 @@
-"""The RAR training objective: heatmap cross-entropy, weighted refinement regression, REINFORCE."""
+"""The RAR training objective: heatmap cross-entropy, refinement regression, visibility, REINFORCE.
+
+Every function returns a per-face loss (B,); distances are in units of the true shape's RMS
+radius D* (scale-free: a face's size does not weigh on the loss).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,15 @@ import tensorflow_probability as tfp
 
 from rar_keras.layers.coordinates import cell_grid, pixels_to_cells, shape_scale
 
-REWARD_STD_FLOOR = 1e-5   # in face-radius^2 units: reward spreads below this carry no signal
+SMOOTH_L1_BETA = 0.02      # in units of D*: quadratic below, linear above (about 1 % NME)
+REWARD_UNITS = 100.0       # rewards in % of D*, so that they are of order 1
 
 
 def heatmap_loss(logits, landmarks, stride: int, sigma: float):
     """Spatial softmax cross-entropy per landmark against a Gaussian around the true position.
 
     Reported as the KL divergence (the target's entropy removed), so a perfect
-    detector scores 0. Returns the per-face loss (B,).
+    detector scores 0.
     """
     _, height, width, num = logits.shape
     flat = tf.transpose(tf.reshape(logits, [-1, height * width, num]), [0, 2, 1])   # (B, L, HW)
@@ -27,38 +32,75 @@ def heatmap_loss(logits, landmarks, stride: int, sigma: float):
     return tf.reduce_mean(kl, -1)
 
 
-def weighted_residue(gammas, residue, scales):
-    """||Gamma (residue)||^2 / D^2 per face and step: residue (B, T, L, 2), gammas (B, T, L)."""
-    sq = tf.reduce_sum(tf.square(residue), -1) / tf.square(scales[..., None])
-    return tf.reduce_mean(gammas * sq, -1)
+def true_scale(landmarks):
+    """D*: the RMS radius of the true shapes, (B, 1, 1)."""
+    return shape_scale(landmarks)[1]
 
 
-def refinement_and_attention_losses(refined: dict, landmarks, eta: float):
-    """Per-face refinement loss (B,) and REINFORCE attention loss (B,).
+def smooth_l1(x, beta: float = SMOOTH_L1_BETA):
+    """Huber-style: x^2 / (2 beta) below beta, |x| - beta / 2 above."""
+    x = tf.abs(x)
+    return tf.where(x < beta, 0.5 * tf.square(x) / beta, x - 0.5 * beta)
 
-    refinement: sum over steps of ||Gamma_t (Delta_R S_t - Delta S_t)||^2, where
-    Delta_R S_t = S* - S_t is the true residue (in units of the true shape's RMS radius).
-    attention: -sum_t eta^(t-1) (R_t - mean R_t) log pi(c_t), with the reward
-    R_t = ||Gamma_t Delta_R S_t||^2 - ||Gamma_t Delta_R S_(t+1)||^2 (how much the
-    weighted residue shrank), standardised over the batch (mean baseline, unit variance).
+
+def refinement_loss(shapes, landmarks):
+    """Sum over steps t = 1..T of the mean smooth-L1 distance of S_t to the truth, in units of D*.
+
+    Args:
+        shapes: (B, T+1, L, 2) from S_0 to S_T; S_0 gets no loss (it is the start).
+        landmarks: (B, L, 2) the truth.
     """
-    shapes = tf.stop_gradient(refined["shapes"][:, :-1])
-    steps_out = refined["shapes"][:, 1:]
+    residual = (shapes[:, 1:] - landmarks[:, None]) / true_scale(landmarks)[:, None]
+    return tf.reduce_sum(tf.reduce_mean(smooth_l1(residual), axis=[-2, -1]), -1)
+
+
+def visibility_loss(logits, visibility):
+    """Mean binary cross-entropy per face: logits (B, L) against flags (B, L), 1 visible."""
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=visibility, logits=logits), -1)
+
+
+def attended_error(shapes, gammas, landmarks):
+    """E_t: the gamma-weighted mean distance to the truth of each shape, in % of D*.
+
+    Args:
+        shapes: (B, T, L, 2).
+        gammas: (B, T, L) attention weights.
+        landmarks: (B, L, 2).
+
+    Returns: (B, T).
+    """
+    distance = tf.norm(shapes - landmarks[:, None], axis=-1) / true_scale(landmarks)[:, :, 0, None]
+    return REWARD_UNITS * tf.reduce_sum(gammas * distance, -1) / tf.maximum(tf.reduce_sum(gammas, -1), 1e-6)
+
+
+def rewards(refined: dict, landmarks):
+    """R_t = E(S_t) - E(S_{t+1}) under step t's attention weights: how much the attended region
+    improved, (B, T)."""
+    shapes = tf.stop_gradient(refined["shapes"])
     gammas = tf.stop_gradient(refined["gammas"])
-    _, radius = shape_scale(landmarks)
-    scales = tf.broadcast_to(radius[:, :, 0], tf.shape(refined["scales"]))   # the true face scale
-    target = landmarks[:, None]
-    refine = weighted_residue(gammas, (target - shapes) - (steps_out - shapes), scales)
-    before = weighted_residue(gammas, target - shapes, scales)
-    after = weighted_residue(gammas, target - tf.stop_gradient(steps_out), scales)
-    reward = before - after                                               # (B, T)
-    # Rewards are squared residues in face-scale units (~1e-3): standardise them over the batch so
-    # the policy gradient does not vanish (the attention collapsed onto one landmark otherwise). The
-    # floor keeps near-equal rewards (rounding noise, tiny batches) from being blown up to +-1.
-    mean, variance = tf.nn.moments(reward, axes=[0], keepdims=True)
-    advantage = tf.stop_gradient((reward - mean) / tf.maximum(tf.sqrt(variance), REWARD_STD_FLOOR))
-    log_prob = tfp.distributions.Categorical(logits=refined["logits"]).log_prob(refined["centres"])
-    num_steps = refined["logits"].shape[1]
-    discount = tf.constant([eta ** t for t in range(num_steps)], tf.float32)
-    attention = -tf.reduce_sum(discount * advantage * log_prob, -1)
-    return tf.reduce_sum(refine, -1), attention
+    return attended_error(shapes[:, :-1], gammas, landmarks) - attended_error(shapes[:, 1:], gammas, landmarks)
+
+
+def returns_to_go(reward, eta: float):
+    """G_t = sum_{k >= t} eta^(k-t) R_k, (B, T)."""
+    steps = reward.shape[1]
+    returns, running = [], tf.zeros_like(reward[:, 0])
+    for t in reversed(range(steps)):
+        running = reward[:, t] + eta * running
+        returns.append(running)
+    return tf.stack(returns[::-1], 1)
+
+
+def attention_losses(refined: dict, landmarks, eta: float, entropy_weight: float):
+    """REINFORCE with a learned per-face baseline: (policy loss (B,), value loss (B,)).
+
+    policy: -sum_t (G_t - V_t) log pi(c_t) - entropy_weight * sum_t H(pi_t), the advantage held
+    constant; value: sum_t (G_t - V_t)^2, which trains the baseline V.
+    """
+    returns = returns_to_go(rewards(refined, landmarks), eta)
+    advantage = tf.stop_gradient(returns - refined["values"])
+    policy = tfp.distributions.Categorical(logits=refined["logits"])
+    log_prob = policy.log_prob(refined["centres"])
+    policy_loss = -tf.reduce_sum(advantage * log_prob + entropy_weight * policy.entropy(), -1)
+    value_loss = tf.reduce_sum(tf.square(returns - refined["values"]), -1)
+    return policy_loss, value_loss

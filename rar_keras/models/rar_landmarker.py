@@ -1,4 +1,4 @@
-"""RARLandmarker: conv8 detector, robust shape-bank start, attentive refinement, trained with `fit`."""
+"""RARLandmarker: conv8 detector, visibility, robust shape-model start, attentive refinement; trained with `fit`."""
 
 from __future__ import annotations
 
@@ -8,23 +8,33 @@ import tensorflow as tf
 
 from datasets.schemes import get_scheme
 from rar_keras.backbones import build_backbone
-from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, RobustShapeInit
+from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, RobustShapeInit, VisibilityHead
+from rar_keras.layers.coordinates import shape_scale
 from rar_keras.models import graph_metrics, losses
 from rar_keras.models.config import STAGES, RARConfig, TrainingConfig
 from rar_keras.training import distribute
+
+LOSS_NAMES = ("loss", "heatmap_loss", "visibility_loss", "refine_loss", "policy_loss", "value_loss")
+NME_NAMES = ("nme", "nme_detected", "nme_init")
 
 
 @keras.saving.register_keras_serializable(package="rar_keras")
 class RARLandmarker(keras.Model):
     """The whole RAR pipeline on a face crop: raw RGB pixels (B, S, S, 3) in 0..255 in, landmarks out.
 
-    Outputs a dict: "landmarks" (B, L, 2) final shape in crop pixels; "steps"
-    (B, T+1, L, 2) from the start shape S_0 to S_T; "detected" (B, L, 2) the
-    conv8 argmax shape S_d; "confidence" (B, L) its peak probabilities;
-    "attention" (B, T) attention centres; "attention_logits" (B, T, L);
-    "heatmaps" (B, h, w, L) conv8 logits; "bank_index" (B,) the chosen bank shape.
+    1. The backbone's conv8 heatmaps give the detected shape S_d (`HeatmapDecoder`).
+    2. `VisibilityHead` scores each detected point: on the face, or hidden by an occluder.
+    3. `RobustShapeInit` fits the shape model to S_d, weighted by visibility and by the fit's own
+       robust weights: the start S_0.
+    4. `AttentiveRefiner` moves S_0 in T steps (A-LSTM attention, R-LSTM context, per-landmark
+       updates from features finer than the heatmap).
 
-    How it trains (loss weights, stages, attention sampling) comes from the
+    Outputs a dict: "landmarks" (B, L, 2) final shape in crop pixels; "steps" (B, T+1, L, 2)
+    from S_0 to S_T; "detected" (B, L, 2) S_d; "confidence" (B, L) its peak probabilities;
+    "visibility" (B, L) probability that each landmark is visible; "attention" (B, T) attention
+    centres; "attention_logits" (B, T, L); "heatmaps" (B, h, w, L) conv8 logits.
+
+    How it trains (loss weights, stages, start shapes, attention sampling) comes from the
     `TrainingConfig` given to `compile`.
 
     Args:
@@ -50,28 +60,29 @@ class RARLandmarker(keras.Model):
         cfg, num = self.config, self.scheme.num_points
         self.backbone = build_backbone(cfg)
         self.decoder = HeatmapDecoder(stride=cfg.heatmap_stride, subpixel=cfg.subpixel)
-        face_size = cfg.input_size / (1.0 + cfg.margin)
-        self.initializer = RobustShapeInit(num, cfg.bank_size, cfg.ransac_pairs,
-                                           inlier_threshold=cfg.inlier_threshold * face_size)
+        self.visibility_head = VisibilityHead(num, stride=cfg.heatmap_stride, heatmap_patch=cfg.heatmap_patch,
+                                              hidden_units=cfg.hidden_units)
+        self.initializer = RobustShapeInit(num, cfg.bank_size, cfg.shape_components, iterations=cfg.fit_iterations,
+                                           robust_scale=cfg.robust_scale)
         self.refiner = AttentiveRefiner(num, steps=cfg.steps, lstm_units=cfg.lstm_units,
-                                        sip_channels=cfg.sip_channels, sip_patch=cfg.sip_patch,
-                                        stride=cfg.heatmap_stride, alpha=cfg.alpha, kappa=cfg.kappa,
-                                        heatmap_patch=cfg.heatmap_patch,
-                                        heatmap_channels=cfg.heatmap_channels)
-        self._trackers = {name: keras.metrics.Mean(name=name) for name in
-                          ("loss", "heatmap_loss", "refine_loss", "attention_loss",
-                           "nme", "nme_detected", "nme_init")}
+                                        channels=cfg.refine_channels, context_channels=cfg.context_channels,
+                                        hidden_units=cfg.hidden_units, stride=cfg.heatmap_stride,
+                                        fine_stride=self.backbone.fine_stride, fine_patch=cfg.fine_patch,
+                                        heatmap_patch=cfg.heatmap_patch, alpha=cfg.alpha, kappa=cfg.kappa,
+                                        attention_radius=cfg.attention_radius)
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES + NME_NAMES}
+        self._start_seed = keras.random.SeedGenerator(1)
 
     # === Construction ===
     def set_shape_bank(self, bank) -> None:
         """Stores a `ShapeBank` (see `rar_keras.models.shape_bank`) in the model's weights."""
-        self.initializer.set_bank(bank.shapes, bank.mean_shape, bank.pairs)
+        self.initializer.set_bank(bank)
 
     def fit_shape_bank(self, crop_landmarks: np.ndarray, seed: int = 0):
-        """Builds the shape bank from training landmarks in crop pixels, stores it; returns it."""
+        """Builds the shape bank and basis from training landmarks in crop pixels, stores them; returns them."""
         from rar_keras.models.shape_bank import build_shape_bank
 
-        bank = build_shape_bank(crop_landmarks, self.config.bank_size, self.config.ransac_pairs, seed=seed)
+        bank = build_shape_bank(crop_landmarks, self.config.bank_size, self.config.shape_components, seed=seed)
         self.set_shape_bank(bank)
         return bank
 
@@ -99,69 +110,113 @@ class RARLandmarker(keras.Model):
         self.train_function = None  # retrace train_step for the new stage
 
     # === Forward ===
-    def call(self, images, training=None, init_mode=None):
-        images = tf.cast(images, tf.float32)
-        backbone_training = bool(training) and self.stage != "refiner"
-        encoded = self.backbone(images, training=backbone_training)
-        features, heatmaps = encoded["features"], encoded["heatmaps"]
+    def _detect(self, images, training=None):
+        """Backbone, S_d and visibility: the dict of what the start and the refiner need."""
+        encoded = self.backbone(tf.cast(images, tf.float32), training=bool(training) and self.stage != "refiner")
         if self.stage == "refiner":
-            features = tf.stop_gradient(features)
-        detected, confidence, probabilities = self.decoder(heatmaps)
-        start, bank_index = self.initializer(tf.stop_gradient(detected), mode=init_mode or self.init_mode)
-        refined = self.refiner(features, start, heatmaps=tf.stop_gradient(probabilities), training=training,
-                               sample_attention=bool(training) and self.training_config.sample_attention)
-        return {"landmarks": refined["shapes"][:, -1], "steps": refined["shapes"], "detected": detected,
-                "confidence": confidence, "attention": refined["centres"],
-                "attention_logits": refined["logits"], "heatmaps": heatmaps, "bank_index": bank_index,
-                "_refined": refined}
+            encoded = {key: tf.stop_gradient(value) for key, value in encoded.items()}
+        detected, confidence, probabilities = self.decoder(encoded["heatmaps"])
+        visibility_logits = self.visibility_head(encoded["features"], tf.stop_gradient(probabilities),
+                                                 tf.stop_gradient(detected))
+        return {**encoded, "detected": detected, "confidence": confidence, "probabilities": probabilities,
+                "visibility_logits": visibility_logits, "visibility": tf.sigmoid(visibility_logits)}
+
+    def _refine(self, detected, start, training=None):
+        return self.refiner(detected["features"], detected["fine_features"],
+                            tf.stop_gradient(detected["probabilities"]), start,
+                            tf.stop_gradient(detected["visibility"]), training=training,
+                            sample_attention=bool(training) and self.training_config.sample_attention)
+
+    def call(self, images, training=None, init_mode=None):
+        detected = self._detect(images, training)
+        start, _ = self.initializer(tf.stop_gradient(detected["detected"]), tf.stop_gradient(detected["visibility"]),
+                                    mode=init_mode or self.init_mode)
+        refined = self._refine(detected, start, training)
+        return {"landmarks": refined["shapes"][:, -1], "steps": refined["shapes"], "detected": detected["detected"],
+                "confidence": detected["confidence"], "visibility": detected["visibility"],
+                "attention": refined["centres"], "attention_logits": refined["logits"],
+                "heatmaps": detected["heatmaps"]}
 
     # === Training ===
-    def _objective(self, outputs, landmarks):
+    def _training_starts(self, robust_start, landmarks):
+        """Per face, one of: the robust start, the truth plus noise, or the mean shape (a distribution
+        of starts, so that the refiner learns to correct rather than to re-decode)."""
         cfg = self.training_config
-        heat = losses.heatmap_loss(outputs["heatmaps"], landmarks, self.config.heatmap_stride, cfg.heatmap_sigma)
-        refine, attention = losses.refinement_and_attention_losses(outputs["_refined"], landmarks, cfg.eta)
-        weights = {"detector": (cfg.heatmap_weight, 0.0, 0.0),
-                   "refiner": (0.0, cfg.refine_weight, cfg.attention_weight),
-                   "joint": (cfg.heatmap_weight, cfg.refine_weight, cfg.attention_weight)}[self.stage]
-        per_face = weights[0] * heat + weights[1] * refine + weights[2] * attention
-        return {"loss": per_face, "heatmap_loss": heat, "refine_loss": refine, "attention_loss": attention}
+        batch = tf.shape(landmarks)[0]
+        draw = keras.random.uniform([batch, 4], seed=self._start_seed)
+        _, radius = shape_scale(landmarks)
+        low, high = cfg.start_noise
+        noise_scale = (low + (high - low) * draw[:, 1])[:, None, None] * radius
+        noise = keras.random.normal(tf.shape(landmarks), seed=self._start_seed) * noise_scale
+        shift = (draw[:, None, 2:4] - 0.5) * 2.0 * noise_scale                       # a common offset too
+        noisy_truth = landmarks + noise + shift
+        mean = tf.broadcast_to(self.initializer.mean_shape[None], tf.shape(landmarks))
+        choice = draw[:, 0][:, None, None]
+        return tf.where(choice < cfg.start_truth_prob, noisy_truth,
+                        tf.where(choice < cfg.start_truth_prob + cfg.start_mean_prob, mean, robust_start))
+
+    def _objective(self, detected, refined, landmarks, visibility):
+        cfg = self.training_config
+        heat = losses.heatmap_loss(detected["heatmaps"], landmarks, self.config.heatmap_stride, cfg.heatmap_sigma)
+        seen = losses.visibility_loss(detected["visibility_logits"], visibility)
+        values = {"heatmap_loss": heat, "visibility_loss": seen}
+        total = cfg.visibility_weight * seen + (0.0 if self.stage == "refiner" else cfg.heatmap_weight) * heat
+        if refined is not None:
+            refine = losses.refinement_loss(refined["shapes"], landmarks)
+            policy, value = losses.attention_losses(refined, landmarks, cfg.eta, cfg.entropy_weight)
+            values.update(refine_loss=refine, policy_loss=policy, value_loss=value)
+            total += cfg.refine_weight * refine + cfg.attention_weight * (policy + cfg.value_weight * value)
+        return {"loss": total, **values}
 
     def _trainable_for_stage(self):
         if self.stage == "detector":
-            return self.backbone.trainable_variables
+            return self.backbone.trainable_variables + self.visibility_head.trainable_variables
         if self.stage == "refiner":
-            return self.refiner.trainable_variables
+            return self.refiner.trainable_variables + self.visibility_head.trainable_variables
         return self.trainable_variables
 
-    def _update_metrics(self, outputs, landmarks, loss_values):
+    def _forward_for_training(self, images, landmarks):
+        detected = self._detect(images, training=True)
+        start, _ = self.initializer(tf.stop_gradient(detected["detected"]), tf.stop_gradient(detected["visibility"]),
+                                    mode=self.init_mode)
+        if self.stage == "detector":
+            return detected, None, start
+        start = self._training_starts(start, landmarks)
+        return detected, self._refine(detected, start, training=True), start
+
+    def _update_metrics(self, loss_values, landmarks, final, detected, start):
         for name, value in loss_values.items():
             self._trackers[name].update_state(tf.reduce_mean(value))
-        self._trackers["nme"].update_state(graph_metrics.nme_ip(outputs["landmarks"], landmarks, self.scheme))
-        self._trackers["nme_detected"].update_state(graph_metrics.nme_ip(outputs["detected"], landmarks, self.scheme))
-        self._trackers["nme_init"].update_state(graph_metrics.nme_ip(outputs["steps"][:, 0], landmarks, self.scheme))
+        for name, shape in (("nme", final), ("nme_detected", detected), ("nme_init", start)):
+            self._trackers[name].update_state(graph_metrics.nme_ip(shape, landmarks, self.scheme))
         return {name: tracker.result() for name, tracker in self._trackers.items()}
 
     def train_step(self, data):
-        images, landmarks = _unpack(data)
+        images, landmarks, visibility = _unpack(data)
         variables = self._trainable_for_stage()
         with tf.GradientTape() as tape:
-            outputs = self(images, training=True)
-            loss_values = self._objective(outputs, landmarks)
+            detected, refined, start = self._forward_for_training(images, landmarks)
+            loss_values = self._objective(detected, refined, landmarks, visibility)
             # Gradients are summed over replicas: scale each replica's mean by their count.
             replicas = tf.distribute.get_replica_context().num_replicas_in_sync
             scaled = tf.reduce_mean(loss_values["loss"]) / tf.cast(replicas, tf.float32)
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
-        return distribute.logs_for_reduction(self._update_metrics(outputs, landmarks, loss_values))
+        final = detected["detected"] if refined is None else refined["shapes"][:, -1]
+        logs = self._update_metrics(loss_values, landmarks, final, detected["detected"], start)
+        return distribute.logs_for_reduction(logs)
 
     def test_step(self, data):
-        images, landmarks = _unpack(data)
-        outputs = self(images, training=False)
-        logs = self._update_metrics(outputs, landmarks, self._objective(outputs, landmarks))
+        images, landmarks, visibility = _unpack(data)
+        detected = self._detect(images, training=False)
+        start, _ = self.initializer(detected["detected"], detected["visibility"], mode=self.init_mode)
+        refined = self._refine(detected, start, training=False)
+        loss_values = self._objective(detected, refined, landmarks, visibility)
+        logs = self._update_metrics(loss_values, landmarks, refined["shapes"][:, -1], detected["detected"], start)
         return distribute.logs_for_reduction(logs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # keras-team/keras#20585: see the workaround block in rar_keras.distribute.
+        # keras-team/keras#20585: see the workaround block in rar_keras.training.distribute.
         if distribute.needs_symbolic_build(self):
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
@@ -195,7 +250,12 @@ class RARLandmarker(keras.Model):
 
 
 def _unpack(data):
+    """(images, landmarks, visibility): targets are landmarks, or a dict with "landmarks" and, where
+    known, "visibility" (1 visible, 0 occluded; all visible otherwise)."""
     images, targets = data[0], data[1]
-    landmarks = targets["landmarks"] if isinstance(targets, dict) else targets
-    return images, tf.cast(landmarks, tf.float32)
-
+    landmarks = tf.cast(targets["landmarks"] if isinstance(targets, dict) else targets, tf.float32)
+    if isinstance(targets, dict) and "visibility" in targets:
+        visibility = tf.cast(targets["visibility"], tf.float32)
+    else:
+        visibility = tf.ones(tf.shape(landmarks)[:2])
+    return images, landmarks, visibility

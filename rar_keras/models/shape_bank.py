@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
 from sklearn.linear_model import RANSACRegressor, LinearRegression
 
 PROCRUSTES_ITERATIONS = 5
@@ -13,18 +14,25 @@ PROCRUSTES_ITERATIONS = 5
 MIN_INLIER_FRACTION = 0.75
 # RANSAC residual threshold: this many times the median point residual of the aligned training set.
 RANSAC_RESIDUAL_FACTOR = 8.0
-# RANSAC hypothesis pairs must be at least this far apart in the mean shape (RMS-radius units).
-MIN_PAIR_DISTANCE = 0.8
 
 
 @dataclasses.dataclass
 class ShapeBank:
-    """Bank shapes (K, L, 2; centred, unit RMS radius), the mean training shape in crop pixels (L, 2),
-    the RANSAC landmark pairs (M, 2), and how many training shapes RANSAC dropped."""
+    """What the start-shape layer (`RobustShapeInit`) stores.
+
+    Args:
+        shapes: K bank shapes (K, L, 2), centred, unit RMS radius (K-means centres).
+        mean_shape: the mean training shape in crop pixels (L, 2).
+        shape_mean: the mean of the aligned shapes (L, 2), centred, unit RMS radius.
+        basis: the shape basis (M, L, 2): the M leading principal components of the aligned
+            shapes, orthonormal.
+        dropped: how many training shapes RANSAC dropped as grossly wrong.
+    """
 
     shapes: np.ndarray
     mean_shape: np.ndarray
-    pairs: np.ndarray
+    shape_mean: np.ndarray
+    basis: np.ndarray
     dropped: int = 0
 
 
@@ -79,41 +87,38 @@ def ransac_inliers(shape: np.ndarray, target: np.ndarray, threshold: float, seed
     return ransac.inlier_mask_[:num] & ransac.inlier_mask_[num:]
 
 
-def ransac_pairs(mean: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """`count` distinct landmark pairs far apart in the mean shape, as RANSAC hypotheses."""
-    rng = np.random.default_rng(seed)
-    num = len(mean)
-    candidates = [(i, j) for i in range(num) for j in range(i + 1, num)
-                  if np.linalg.norm(mean[i] - mean[j]) >= MIN_PAIR_DISTANCE]
-    chosen = rng.choice(len(candidates), size=min(count, len(candidates)), replace=False)
-    return np.array([candidates[c] for c in chosen], dtype=np.int32)
-
-
-def build_shape_bank(shapes: np.ndarray, bank_size: int, num_pairs: int, seed: int = 0) -> ShapeBank:
-    """Builds the bank from training shapes (N, L, 2) in crop pixels.
+def build_shape_bank(shapes: np.ndarray, bank_size: int, num_components: int, seed: int = 0) -> ShapeBank:
+    """Builds the bank and the shape basis from training shapes (N, L, 2) in crop pixels.
 
     Shapes are similarity-aligned (generalised Procrustes); RANSAC fits each onto
     the mean and drops shapes with grossly wrong points; K-means (scikit-learn)
-    gives `bank_size` representative shapes.
+    gives `bank_size` representative shapes and PCA (scikit-learn) the
+    `num_components` leading modes of shape variation.
 
     Args:
         shapes: training landmarks in crop pixels of the model's input.
         bank_size: K.
-        num_pairs: M RANSAC landmark pairs used at inference.
-        seed: seed of RANSAC, K-means and the pair choice.
+        num_components: M principal components.
+        seed: seed of RANSAC, K-means and PCA.
     """
     shapes = np.asarray(shapes, dtype=np.float64)
-    if shapes.ndim != 3 or shapes.shape[-1] != 2 or len(shapes) < bank_size:
-        raise ValueError(f"need at least bank_size={bank_size} training shapes of shape (N, L, 2), "
-                         f"got {shapes.shape}")
+    needed = max(bank_size, num_components + 1)
+    if shapes.ndim != 3 or shapes.shape[-1] != 2 or len(shapes) < needed:
+        raise ValueError(f"need at least {needed} training shapes of shape (N, L, 2) for a bank of "
+                         f"{bank_size} and {num_components} components, got {shapes.shape}")
     aligned, mean = generalised_procrustes(shapes)
     threshold = RANSAC_RESIDUAL_FACTOR * float(np.median(np.abs(aligned - mean)))
     keep = np.array([ransac_inliers(s, mean, threshold, seed).mean() >= MIN_INLIER_FRACTION
                      for s in aligned])
-    if keep.sum() < bank_size:
+    if keep.sum() < needed:
         keep[:] = True
+    kept = aligned[keep].reshape(int(keep.sum()), -1)
     kmeans = KMeans(n_clusters=bank_size, n_init=4, random_state=seed)
-    kmeans.fit(aligned[keep].reshape(int(keep.sum()), -1))
+    kmeans.fit(kept)
     bank = normalise(kmeans.cluster_centers_.reshape(bank_size, -1, 2))
+    pca = PCA(n_components=num_components, random_state=seed).fit(kept)
+    num_points = shapes.shape[1]
     return ShapeBank(shapes=bank.astype(np.float32), mean_shape=shapes.mean(0).astype(np.float32),
-                     pairs=ransac_pairs(mean, num_pairs, seed), dropped=int((~keep).sum()))
+                     shape_mean=pca.mean_.reshape(num_points, 2).astype(np.float32),
+                     basis=pca.components_.reshape(num_components, num_points, 2).astype(np.float32),
+                     dropped=int((~keep).sum()))

@@ -4,23 +4,47 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
+from datasets.errors import DataError
 from rar_keras.utils.weight_paths import assign_by_path, weights_by_path
 
 
-def copy_weights(source, model, spec: str, only: Sequence[str] = ()) -> int:
-    """Copies `source`'s weights into `model` by layer path; returns how many were copied.
+def source_weights(spec, only: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """{layer path: array} of the model `spec` names (a resolved `ModelSpec` of a preset or .keras file).
+
+    With `only`, a preset's weights are read straight from its `weights.npz`, so the source need
+    not be buildable by this version (e.g. the backbone of a model whose head has changed).
+    """
+    from rar_keras.inference.model_spec import PRESET
+
+    if only and spec.kind == PRESET:
+        from rar_keras.presets.loader import WEIGHTS_FILE
+
+        try:
+            with np.load(spec.path / WEIGHTS_FILE, allow_pickle=False) as stored:
+                return {key: stored[key] for key in stored.files}
+        except (OSError, ValueError) as error:
+            raise DataError(f"--init-from {spec.text}: cannot read {spec.path / WEIGHTS_FILE}: {error}") from None
+    from rar_keras.inference.keras_model import load_model
+
+    source = load_model(spec.text, "--init-from")
+    return {path: weight.numpy() for path, weight in weights_by_path(source).items()}
+
+
+def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> int:
+    """Copies `arrays` ({layer path: array}, from `spec`) into `model`; returns how many were copied.
 
     Args:
-        source: the loaded model (`spec` names it in errors).
+        arrays: the source's weights.
         model: the built model to initialise.
-        spec: the `--init-from` argument.
+        spec: the `--init-from` argument, named in errors.
         only: layer-path prefixes (e.g. "backbone/"): copy just the weights under them, leaving the
             rest as initialised; empty copies every weight, and the architectures must match.
 
     Raises:
         DataError: a missing, extra or mis-shaped weight (within `only`), naming it.
     """
-    arrays = {path: weight.numpy() for path, weight in weights_by_path(source).items()}
     prefixes = tuple(only)
 
     def selected(path: str) -> bool:

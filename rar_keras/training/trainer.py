@@ -134,9 +134,9 @@ def train(run: TrainingRun) -> pathlib.Path:
 
     source = None
     if source_spec is not None:
-        from rar_keras.inference.keras_model import load_model
+        from rar_keras.training.init_from import source_weights
 
-        source = load_model(source_spec.text, "--init-from")
+        source = source_weights(source_spec, run.init_only)
     with strategy.scope():
         model = RARLandmarker(config)
         total_steps = epochs * steps_per_epoch
@@ -172,7 +172,7 @@ def train(run: TrainingRun) -> pathlib.Path:
     ]
     started = time.time()
     model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_data,
-              callbacks=fit_callbacks, verbose=run.verbose)
+              callbacks=fit_callbacks, verbose=run.verbose, shuffle=False)   # tf.data shuffles already
     seconds = time.time() - started
     path = distribute.output_path(out, "model.keras")
     callbacks.save_atomically(model, path)

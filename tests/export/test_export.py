@@ -131,14 +131,18 @@ def test_metadata_round_trip(trained, exported):
         assert meta["input_size"] == TINY.input_size and meta["margin"] == TINY.margin, meta
         assert meta["scheme"] == "300w68" and meta["num_landmarks"] == 68 and meta["steps"] == TINY.steps
         assert meta["channel_order"] == "RGB" and meta["value_range"] == [0.0, 255.0]
-        assert meta["output_names"] == ["landmarks", "attention", "confidence"]
+        assert meta["output_names"] == ["landmarks", "visibility", "attention", "confidence"]
         assert meta["flip_permutation"] == W300.flip_permutation.tolist()
     assert metadata.read_metadata(exported["int8"])["quantization"].startswith("int8")
-    # The evaluation runtimes find the margin and the landmarks output by name.
-    reference = graph.keras_reference(model, images[:2])["landmarks"]
+    # The runtimes find the margin, the scheme and every output by name.
+    reference = graph.keras_reference(model, images[:2])
     for loaded in (runtimes.load_tflite(str(exported["fp32"])), runtimes.load_onnx(str(exported["onnx"]))):
         assert loaded.margin == TINY.margin and loaded.input_size == TINY.input_size
-        np.testing.assert_allclose(loaded.crop_fn(images[:2]), reference, atol=1e-3)
+        assert loaded.scheme is W300
+        outputs = loaded.predict(images[:2])
+        assert set(outputs) == {"landmarks", "visibility", "attention", "confidence"}
+        for name in ("landmarks", "visibility", "confidence"):
+            np.testing.assert_allclose(outputs[name], reference[name], atol=1e-3, err_msg=name)
 
 
 def _cli(*args):

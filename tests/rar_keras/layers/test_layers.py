@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, RobustShapeInit, ShapeIndexedPooling
+from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, RobustShapeInit, ShapeIndexedPooling, VisibilityHead
+from rar_keras.layers import similarity
+from rar_keras.layers.robust_init import INIT_MODES
 from rar_keras.models.shape_bank import build_shape_bank
 
 STRIDE = 4
@@ -102,34 +104,79 @@ def test_heatmap_decoder_subpixel_between_cells():
     np.testing.assert_allclose(points.numpy()[0, 0], [6.5, 9.25], atol=0.15)
 
 
-def _bank_layer(shapes, bank_size=4, pairs=24, threshold=3.0):
-    bank = build_shape_bank(shapes, bank_size, pairs, seed=0)
-    layer = RobustShapeInit(shapes.shape[1], bank_size, len(bank.pairs), inlier_threshold=threshold)
-    layer.set_bank(bank.shapes, bank.mean_shape, bank.pairs)
+def _bank_layer(shapes, bank_size=4, components=6, robust_scale=0.1):
+    bank = build_shape_bank(shapes, bank_size, components, seed=0)
+    layer = RobustShapeInit(shapes.shape[1], bank_size, components, robust_scale=robust_scale)
+    layer.set_bank(bank)
     return layer
 
 
 def _face_like_shapes(count, rng):
+    """Shapes with three modes of variation (width, a smile-like wave, a tilt of the top), plus noise."""
     angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
-    base = np.stack([np.cos(angles) * (20 + 4 * np.sin(3 * angles)), np.sin(angles) * 26], 1) + 64
-    return (base + rng.normal(0, 1.0, size=(count, 68, 2))).astype(np.float32)
+    base = np.stack([np.cos(angles) * 20, np.sin(angles) * 26], 1)
+    modes = np.stack([np.stack([np.cos(angles), 0 * angles], 1), np.stack([0 * angles, np.sin(3 * angles)], 1),
+                      np.stack([np.sin(angles) * (angles < np.pi), 0 * angles], 1)])
+    coefficients = rng.normal(0, 3, size=(count, 3))
+    return (base + np.einsum("nk,kld->nld", coefficients, modes) + 64
+            + rng.normal(0, 0.3, size=(count, 68, 2))).astype(np.float32)
 
 
-def test_robust_init_survives_30_percent_gross_outliers():
+def _similar(shapes, rng):
+    """The shapes under a random rotation, scale and shift each."""
+    out = []
+    for shape in shapes:
+        angle, scale, shift = rng.uniform(-0.4, 0.4), rng.uniform(0.8, 1.2), rng.uniform(-10, 10, 2)
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        out.append((shape - 64) @ rotation.T * scale + 64 + shift)
+    return np.stack(out).astype(np.float32)
+
+
+def test_similarity_inverse_undoes_the_transform():
     rng = np.random.default_rng(0)
-    shapes = _face_like_shapes(60, rng)
+    points = rng.normal(size=(3, 10, 2)).astype(np.float32)
+    a_re, a_im, t = (tf.constant(rng.normal(size=3), tf.float32), tf.constant(rng.normal(size=3), tf.float32),
+                     tf.constant(rng.normal(size=(3, 2)), tf.float32))
+    moved = similarity.transform(points, a_re, a_im, t)
+    np.testing.assert_allclose(similarity.inverse_transform(moved, a_re, a_im, t).numpy(), points, atol=1e-4)
+
+
+def test_shape_basis_is_orthonormal_and_spans_the_training_shapes():
+    rng = np.random.default_rng(0)
+    shapes = _face_like_shapes(80, rng)
+    bank = build_shape_bank(shapes, 4, 6, seed=0)
+    basis = bank.basis.reshape(6, -1)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(6), atol=1e-5)
+    moved = _similar(shapes[:5], rng)
+    fitted, weights = _bank_layer(shapes)(moved)
+    assert float(np.linalg.norm(fitted.numpy() - moved, axis=-1).mean()) < 0.6   # the noise is 0.3 px a coordinate
+    assert float(weights.numpy().min()) > 0.5
+
+
+def test_robust_fit_reproduces_clean_faces_and_ignores_gross_outliers():
+    rng = np.random.default_rng(0)
+    shapes = _face_like_shapes(80, rng)
     layer = _bank_layer(shapes)
-    clean = shapes[:4] * 1.1 - 6.0                               # scaled and shifted faces
+    clean = _similar(_face_like_shapes(6, rng), rng)              # new faces of the same family
+    fitted_clean, _ = layer(clean)
+    assert float(np.linalg.norm(fitted_clean.numpy() - clean, axis=-1).mean()) < 1.0
     corrupted = clean.copy()
-    for face in corrupted:
-        bad = rng.choice(68, size=int(0.3 * 68), replace=False)
-        face[bad] += rng.uniform(25, 40, size=(len(bad), 2)) * rng.choice([-1, 1], size=(len(bad), 2))
-    start_clean, _ = layer(clean)
-    start_robust, _ = layer(corrupted)
-    start_ls, _ = layer(corrupted, mode="least_squares")
-    err = lambda s: float(np.mean(np.linalg.norm(s.numpy() - start_clean.numpy(), axis=-1)))
-    assert err(start_robust) < 1.5, err(start_robust)
-    assert err(start_ls) > 3 * err(start_robust) and err(start_ls) > 3.0
+    bad = np.zeros(clean.shape[:2], bool)
+    for face, wrong in zip(corrupted, bad):
+        index = rng.choice(68, size=int(0.3 * 68), replace=False)
+        wrong[index] = True
+        face[index] += rng.uniform(20, 35, size=(len(index), 2)) * rng.choice([-1, 1], size=(len(index), 2))
+    robust, weights = layer(corrupted)
+    plain, _ = layer(corrupted, tf.ones(clean.shape[:2]), mode="robust")
+    error = lambda s: float(np.linalg.norm(s - clean, axis=-1).mean())      # noqa: E731
+    assert error(robust.numpy()) < 2.0, error(robust.numpy())
+    assert float(weights.numpy()[bad].mean()) < 0.1 < float(weights.numpy()[~bad].mean())
+    # A fit whose residual scale admits everything is a plain least-squares fit: dragged by the outliers.
+    permissive = _bank_layer(shapes, robust_scale=100.0)
+    assert error(permissive(corrupted)[0].numpy()) > 3 * error(robust.numpy())
+    # Points with zero prior weight (predicted occluded) do not pull the fit either.
+    occluded, _ = permissive(corrupted, tf.constant((~bad).astype(np.float32)))
+    assert error(occluded.numpy()) < 2.0
 
 
 def test_robust_init_modes_and_degenerate_detection():
@@ -137,33 +184,61 @@ def test_robust_init_modes_and_degenerate_detection():
     shapes = _face_like_shapes(20, rng)
     layer = _bank_layer(shapes)
     collapsed = np.full((2, 68, 2), 30.0, np.float32)           # all points decoded to one spot
-    for mode in ("robust", "robust_inliers", "least_squares", "mean", "random", "detected"):
-        start, index = layer(collapsed, mode=mode)
-        assert np.isfinite(start.numpy()).all(), mode
-        assert start.shape == (2, 68, 2)
+    for mode in INIT_MODES:
+        start, weights = layer(collapsed, mode=mode)
+        assert np.isfinite(start.numpy()).all() and np.isfinite(weights.numpy()).all(), mode
+        assert start.shape == (2, 68, 2) and weights.shape == (2, 68)
+    np.testing.assert_array_equal(layer(collapsed, mode="detected")[0].numpy(), collapsed)
     with pytest.raises(ValueError, match="init mode"):
         layer(collapsed, mode="bogus")
 
 
+def _refiner_inputs(rng, num=5):
+    features = rng.normal(size=(2, 8, 8, 6)).astype(np.float32)
+    fine = rng.normal(size=(2, 16, 16, 4)).astype(np.float32)
+    probabilities = rng.uniform(size=(2, num, 8, 8)).astype(np.float32)
+    start = rng.uniform(4, 28, size=(2, num, 2)).astype(np.float32)
+    visibility = rng.uniform(size=(2, num)).astype(np.float32)
+    return features, fine, probabilities, start, visibility
+
+
 def test_attentive_refiner_outputs_and_zero_update_at_start():
     rng = np.random.default_rng(0)
-    refiner = AttentiveRefiner(num_landmarks=5, steps=3, lstm_units=8, sip_channels=4, stride=STRIDE)
-    features = rng.normal(size=(2, 8, 8, 6)).astype(np.float32)
-    start = rng.uniform(4, 28, size=(2, 5, 2)).astype(np.float32)
-    out = refiner(features, start, training=False)
+    refiner = AttentiveRefiner(num_landmarks=5, steps=3, lstm_units=8, channels=6, context_channels=3,
+                               hidden_units=8, stride=STRIDE, fine_stride=STRIDE // 2)
+    features, fine, probabilities, start, visibility = _refiner_inputs(rng)
+    out = refiner(features, fine, probabilities, start, visibility, training=False)
     assert out["shapes"].shape == (2, 4, 5, 2) and out["centres"].shape == (2, 3)
-    # The regression head starts at zero: an untrained refiner leaves the shape where it starts.
+    assert out["values"].shape == (2, 3) and out["logits"].shape == (2, 3, 5)
+    # The update head starts at zero: an untrained refiner leaves the shape where it starts.
     np.testing.assert_allclose(out["shapes"].numpy()[:, -1], start, atol=1e-5)
     gammas = out["gammas"].numpy()
     assert np.all(gammas <= 1.0 + 1e-6) and np.allclose(gammas.max(-1), 1.0)
 
 
+def test_attention_policy_gradient_stays_out_of_the_features():
+    """The attention scores see the per-landmark features through a stop-gradient."""
+    rng = np.random.default_rng(0)
+    refiner = AttentiveRefiner(num_landmarks=5, steps=2, lstm_units=8, channels=6, context_channels=3,
+                               hidden_units=8, stride=STRIDE, fine_stride=STRIDE // 2)
+    inputs = [tf.constant(x) for x in _refiner_inputs(rng)]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(inputs[0])
+        out = refiner(*inputs, training=False)
+        scores = tf.reduce_sum(out["logits"])
+    assert tape.gradient(scores, inputs[0]) is None
+    assert tape.gradient(scores, refiner.encode.kernel) is None
+    assert tape.gradient(scores, refiner.score.kernel) is not None
+
+
 @pytest.mark.parametrize("layer", [
     ShapeIndexedPooling(stride=8, patch=3),
     HeatmapDecoder(stride=2, subpixel=False, window=1),
-    RobustShapeInit(5, 3, 4, inlier_threshold=2.5, refine_iterations=1),
-    AttentiveRefiner(5, steps=2, lstm_units=6, sip_channels=3, sip_patch=3, stride=2, alpha=0.3,
-                     kappa=0.7, seed=4),
+    RobustShapeInit(5, 3, 4, iterations=2, landweber_steps=2, robust_scale=0.2, shrinkage=0.1),
+    AttentiveRefiner(5, steps=2, lstm_units=6, channels=4, context_channels=2, hidden_units=5, stride=2,
+                     fine_stride=1, fine_patch=1, heatmap_patch=3, alpha=0.3, kappa=0.7, attention_radius=0.4,
+                     seed=4),
+    VisibilityHead(5, stride=2, heatmap_patch=3, hidden_units=7, embedding_size=2),
 ], ids=lambda layer: type(layer).__name__)
 def test_layer_config_round_trip(layer):
     clone = type(layer).from_config(layer.get_config())

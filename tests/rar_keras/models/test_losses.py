@@ -1,0 +1,110 @@
+"""The training objective against NumPy computed independently, and REINFORCE learning a rewarded landmark."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rar_keras.models import losses
+
+RNG = np.random.default_rng(0)
+
+
+def _radius(landmarks):
+    centred = landmarks - landmarks.mean(1, keepdims=True)
+    return np.sqrt((centred ** 2).sum(-1).mean(-1))          # (B,)
+
+
+def test_heatmap_loss_is_the_kl_divergence_to_a_gaussian():
+    batch, size, num, stride, sigma = 2, 6, 3, 4, 1.0
+    logits = RNG.normal(size=(batch, size, size, num)).astype(np.float32)
+    landmarks = RNG.uniform(2, 20, size=(batch, num, 2)).astype(np.float32)
+    expected = np.zeros(batch)
+    ys, xs = np.mgrid[0:size, 0:size]
+    for b in range(batch):
+        for l in range(num):
+            cx, cy = (landmarks[b, l] + 0.5) / stride - 0.5
+            target = np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma ** 2)).ravel()
+            target /= target.sum()
+            z = logits[b, :, :, l].ravel()
+            log_p = z - z.max() - np.log(np.exp(z - z.max()).sum())
+            expected[b] += (target * (np.log(target + 1e-12) - log_p)).sum() / num
+    np.testing.assert_allclose(losses.heatmap_loss(logits, landmarks, stride, sigma).numpy(), expected, rtol=1e-4)
+
+
+def test_refinement_loss_is_smooth_l1_in_face_radius_units():
+    truth = RNG.uniform(0, 100, size=(2, 5, 2)).astype(np.float32)
+    shapes = truth[:, None] + RNG.normal(0, 3, size=(2, 4, 5, 2)).astype(np.float32)
+    residual = np.abs((shapes[:, 1:] - truth[:, None]) / _radius(truth)[:, None, None, None])
+    beta = losses.SMOOTH_L1_BETA
+    per_value = np.where(residual < beta, 0.5 * residual ** 2 / beta, residual - 0.5 * beta)
+    expected = per_value.mean(axis=(-2, -1)).sum(-1)
+    np.testing.assert_allclose(losses.refinement_loss(shapes, truth).numpy(), expected, rtol=1e-5)
+
+
+def test_visibility_loss_is_binary_cross_entropy():
+    logits = RNG.normal(size=(3, 7)).astype(np.float32)
+    flags = (RNG.random((3, 7)) > 0.3).astype(np.float32)
+    p = 1 / (1 + np.exp(-logits))
+    expected = -(flags * np.log(p) + (1 - flags) * np.log(1 - p)).mean(-1)
+    np.testing.assert_allclose(losses.visibility_loss(logits, flags).numpy(), expected, rtol=1e-5)
+
+
+def test_rewards_returns_and_the_policy_gradient_loss():
+    batch, steps, num, eta, beta = 2, 3, 4, 0.9, 0.01
+    truth = RNG.uniform(0, 50, size=(batch, num, 2)).astype(np.float32)
+    shapes = truth[:, None] + RNG.normal(0, 2, size=(batch, steps + 1, num, 2)).astype(np.float32)
+    gammas = RNG.uniform(0.1, 1, size=(batch, steps, num)).astype(np.float32)
+    logits = RNG.normal(size=(batch, steps, num)).astype(np.float32)
+    centres = RNG.integers(0, num, size=(batch, steps)).astype(np.int32)
+    values = RNG.normal(size=(batch, steps)).astype(np.float32)
+    refined = {"shapes": shapes, "gammas": gammas, "logits": logits, "centres": centres, "values": values}
+
+    distance = np.linalg.norm(shapes - truth[:, None], axis=-1) / _radius(truth)[:, None, None]
+    error = lambda d, g: 100 * (g * d).sum(-1) / g.sum(-1)            # noqa: E731
+    reward = error(distance[:, :-1], gammas) - error(distance[:, 1:], gammas)
+    np.testing.assert_allclose(losses.rewards(refined, truth).numpy(), reward, rtol=1e-4, atol=1e-4)
+    returns = np.stack([sum(eta ** (k - t) * reward[:, k] for k in range(t, steps)) for t in range(steps)], 1)
+    np.testing.assert_allclose(losses.returns_to_go(tf.constant(reward), eta).numpy(), returns, rtol=1e-5)
+
+    log_p = logits - logits.max(-1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(-1, keepdims=True))
+    chosen = np.take_along_axis(log_p, centres[..., None], -1)[..., 0]
+    entropy = -(np.exp(log_p) * log_p).sum(-1)
+    policy, value = losses.attention_losses(refined, truth, eta, beta)
+    np.testing.assert_allclose(policy.numpy(), -((returns - values) * chosen + beta * entropy).sum(-1), rtol=1e-4)
+    np.testing.assert_allclose(value.numpy(), ((returns - values) ** 2).sum(-1), rtol=1e-4)
+
+
+def test_reinforce_learns_to_attend_to_the_rewarded_landmark():
+    """Landmark 3 is the only one whose refinement shrinks the error; the policy learns to attend to it.
+
+    The landmarks lie far apart on a line, so gamma is (nearly) one-hot at the chosen centre, and the
+    reward is the real one (`losses.rewards`), as is the loss with its learned baseline.
+    """
+    num, batch, rewarded = 6, 32, 3
+    truth = np.stack([np.arange(num) * 100.0, np.zeros(num)], -1).astype(np.float32)[None].repeat(batch, 0)
+    before = truth + 10.0                                   # every landmark off by the same amount
+    after = before.copy()
+    after[:, rewarded] = truth[:, rewarded]                # the refinement fixes landmark 3 only
+    shapes = np.stack([before, after], 1)
+    logits = tf.Variable(tf.zeros([num]))
+    baseline = tf.Variable(0.0)
+    optimizer = tf.keras.optimizers.SGD(0.05)
+    for _ in range(150):
+        centres = tf.random.categorical(tf.repeat(logits[None], batch, 0), 1, dtype=tf.int32)
+        gammas = tf.one_hot(centres[:, 0], num)[:, None] * 0.999 + 0.001 / num
+        with tf.GradientTape() as tape:
+            refined = {"shapes": shapes, "gammas": gammas, "centres": centres,
+                       "logits": tf.repeat(logits[None, None], batch, 0), "values": tf.fill([batch, 1], baseline)}
+            policy, value = losses.attention_losses(refined, truth, 0.9, 0.001)
+            loss = tf.reduce_mean(policy + 0.1 * value)
+        optimizer.apply_gradients(zip(tape.gradient(loss, [logits, baseline]), [logits, baseline]))
+    probabilities = tf.nn.softmax(logits).numpy()
+    assert probabilities.argmax() == rewarded and probabilities[rewarded] > 0.8, probabilities
+
+
+@pytest.mark.parametrize("value", [0.0, 0.01, 0.05, 1.0])
+def test_smooth_l1_matches_its_definition(value):
+    beta = losses.SMOOTH_L1_BETA
+    expected = 0.5 * value ** 2 / beta if value < beta else value - 0.5 * beta
+    assert losses.smooth_l1(tf.constant(value)).numpy() == pytest.approx(expected, rel=1e-6)
