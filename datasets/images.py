@@ -49,10 +49,13 @@ BMP_HEADER_SIZE = slice(18, 26)  # signed width, height of the BITMAPINFOHEADER
 PNM_SIGNATURES = (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
 PNM_HEADER_MAX_BYTES = 512
 JPEG_MARKER_BYTES = 2  # FF xx
+JPEG_APP1 = 0xE1
+EXIF_HEADER = b"Exif\x00\x00"
+EXIF_ORIENTATION_TAG = 0x0112
 JPEG_SEGMENT_HEAD = 4  # marker + 2-byte length (the length counts itself)
 
 
-def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, orientation: bool = False) -> np.ndarray:
     """Reads an image file as RGB uint8 (H, W, 3).
 
     Greyscale becomes three equal channels, an alpha channel is dropped, 16-bit
@@ -62,6 +65,9 @@ def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
         path: the image file (JPEG, PNG, PPM/PGM, BMP or anything OpenCV decodes).
         max_pixels: largest width * height accepted; larger files are refused
             from their header, before decoding.
+        orientation: apply a JPEG's EXIF orientation (how a camera says the photo is to be
+            shown; what photo viewers do). Datasets keep it off: their landmarks were annotated
+            on the stored pixels.
 
     Raises:
         DataError: the file is missing, empty, not an image, truncated, smaller
@@ -80,7 +86,43 @@ def read_image(path: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     if pixels is None:
         raise DataError(f"{source}: not an image or corrupt (OpenCV could not decode it)")
     check_image_size(pixels.shape[0], pixels.shape[1], source, max_pixels)
-    return to_rgb_uint8(pixels, source, bgr=True)
+    rgb = to_rgb_uint8(pixels, source, bgr=True)
+    return apply_exif_orientation(rgb, exif_orientation(data)) if orientation else rgb
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag (1-8) of a JPEG's bytes; 1 (as stored) when there is none."""
+    if not data.startswith(JPEG_SOI):
+        return 1
+    for marker, start, length in _jpeg_segments(data):
+        if marker != JPEG_APP1 or not data[start:start + length].startswith(EXIF_HEADER):
+            continue
+        tiff = data[start + len(EXIF_HEADER):start + length]
+        order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+        if order is None or len(tiff) < 8:
+            return 1
+        (offset,) = struct.unpack(order + "I", tiff[4:8])
+        if offset + 2 > len(tiff):
+            return 1
+        (count,) = struct.unpack(order + "H", tiff[offset:offset + 2])
+        for entry in range(count):
+            at = offset + 2 + 12 * entry
+            if at + 12 > len(tiff):
+                break
+            tag, _, _, value = struct.unpack(order + "HHIH", tiff[at:at + 10])
+            if tag == EXIF_ORIENTATION_TAG:
+                return value if 1 <= value <= 8 else 1
+        return 1
+    return 1
+
+
+def apply_exif_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """The pixels as EXIF orientation `orientation` says to show them (1 = as stored)."""
+    flip_first = orientation in (2, 4, 5, 7)          # mirrored orientations
+    turns = {1: 0, 2: 0, 3: 2, 4: 2, 5: 1, 6: 3, 7: 3, 8: 1}.get(orientation, 0)   # counter-clockwise
+    if flip_first:
+        pixels = pixels[:, ::-1]
+    return np.ascontiguousarray(np.rot90(pixels, turns))
 
 
 def to_rgb_uint8(pixels: np.ndarray, source: str, bgr: bool = False) -> np.ndarray:

@@ -17,8 +17,14 @@ import os
 import pathlib
 from typing import Optional, Union
 
+from datasets.coco import load_coco
+from datasets.cofw import load_cofw
+from datasets.dlib_xml import load_dlib_xml
 from datasets.errors import DataError
+from datasets.images import IMAGE_EXTENSIONS
 from datasets.record import FaceRecord
+from datasets.w300 import load_folder, load_list, read_face
+from datasets.wflw import is_wflw_line, load_wflw
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -51,18 +57,14 @@ def load_records(path: PathLike, split: Optional[str] = None,
         raise DataError(f"{source}: split={split!r} applies to COFW .mat files only; this is "
                         f"{'a folder' if source.is_dir() else suffix or 'a file without suffix'}")
     if source.is_dir():
-        from datasets.w300 import load_folder
         return load_folder(source)
     if suffix == ".mat":
-        from datasets.cofw import load_cofw
         return load_cofw(source, split)
     if suffix == ".txt":
         return _load_text(source, image_root)
     if suffix == ".json":
-        from datasets.coco import load_coco
         return load_coco(source, image_root)
     if suffix == ".xml":
-        from datasets.dlib_xml import load_dlib_xml
         return load_dlib_xml(source, image_root)
     if suffix == ".pts":
         return [_single_pts(source)]
@@ -70,9 +72,6 @@ def load_records(path: PathLike, split: Optional[str] = None,
 
 
 def _load_text(source: pathlib.Path, image_root: Optional[PathLike]) -> list[FaceRecord]:
-    from datasets.w300 import load_list
-    from datasets.wflw import is_wflw_line, load_wflw
-
     first = _first_line(source)
     if is_wflw_line(first):
         return load_wflw(source, image_root)
@@ -92,9 +91,6 @@ def _first_line(source: pathlib.Path) -> str:
 
 
 def _single_pts(source: pathlib.Path) -> FaceRecord:
-    from datasets.images import IMAGE_EXTENSIONS
-    from datasets.w300 import read_face
-
     for suffix in IMAGE_EXTENSIONS:
         for image in (source.with_suffix(suffix), source.with_suffix(suffix.upper())):
             if image.is_file():

@@ -10,6 +10,8 @@ import dataclasses
 
 import numpy as np
 
+from datasets.errors import DataError
+
 
 @dataclasses.dataclass(frozen=True)
 class LandmarkScheme:
@@ -71,8 +73,6 @@ class LandmarkScheme:
 
     def check(self, landmarks: np.ndarray, source: str) -> np.ndarray:
         """Returns landmarks as float32 (L, 2) or raises naming `source`."""
-        from datasets.errors import DataError
-
         arr = np.asarray(landmarks, dtype=np.float32)
         if arr.shape != (self.num_points, 2):
             raise DataError(f"{source}: expected {self.num_points} landmarks of scheme {self.name} "

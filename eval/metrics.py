@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from datasets.schemes import LandmarkScheme
 
@@ -137,8 +138,6 @@ def visibility_auc(predicted_visibility, visible) -> float:
 
     Returns: NaN when the flags hold only one class (no AUC is defined).
     """
-    from sklearn.metrics import roc_auc_score
-
     flags = ~np.asarray(visible, bool).ravel()
     scores = 1.0 - np.asarray(predicted_visibility, np.float64).ravel()
     keep = np.isfinite(scores)

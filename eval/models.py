@@ -14,8 +14,11 @@ import pathlib
 from typing import Optional
 
 from datasets.errors import DataError
+from datasets.loaders import load_records
 from datasets.schemes import W300, LandmarkScheme
 from eval.predictors import MeanShapePredictor, Predictor
+from rar_keras.inference.crop_landmarker import CropLandmarker
+from rar_keras.inference.crop_models import load_crop_model
 
 MEAN_SHAPE = "mean-shape"
 W300_TRAIN_FOLDERS = ("afw", "helen/trainset", "lfpw/trainset")
@@ -48,7 +51,6 @@ def load_mean_shape(scheme: LandmarkScheme, train_data: Optional[str] = None,
                     data_path: Optional[str] = None) -> MeanShapePredictor:
     """Builds the mean-shape baseline from `train_data`, or from the 300-W train folders beside `data_path`."""
     paths = _train_paths(scheme, train_data, data_path)
-    from datasets.loaders import load_records
 
     shapes = []
     for path in paths:
@@ -63,7 +65,7 @@ def load_mean_shape(scheme: LandmarkScheme, train_data: Optional[str] = None,
 
 def load_predictor(spec: str, scheme: LandmarkScheme, train_data: Optional[str] = None,
                    data_path: Optional[str] = None, margin: Optional[float] = None,
-                   flip_test: bool = False) -> Predictor:
+                   flip_test: bool = False, runtime: str = "auto") -> Predictor:
     """Loads the predictor named by `spec` (see the module docstring).
 
     Args:
@@ -73,16 +75,15 @@ def load_predictor(spec: str, scheme: LandmarkScheme, train_data: Optional[str] 
         data_path: the evaluated data (to find 300-W's train folders).
         margin: crop margin of crop models, overriding the one stored in the file.
         flip_test: crop models average each prediction with the one on the mirrored crop.
+        runtime: for a preset, "auto" / "litert" (its shipped .tflite) or "keras".
 
     Raises:
         DataError: missing file, unknown spec or a model of another scheme.
     """
     if spec == MEAN_SHAPE:
         return load_mean_shape(scheme, train_data, data_path)
-    from rar_keras.inference.crop_landmarker import CropLandmarker
-    from rar_keras.inference.crop_models import load_crop_model
 
-    crop_model = load_crop_model(spec, flip_test=flip_test, argument="--model")
+    crop_model = load_crop_model(spec, flip_test=flip_test, argument="--model", runtime=runtime)
     model_scheme = crop_model.scheme
     if model_scheme is None or model_scheme.num_points != scheme.num_points:
         found = f"{model_scheme.name} ({model_scheme.num_points} landmarks)" if model_scheme else "an unknown scheme"

@@ -24,9 +24,14 @@ import pathlib
 import sys
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
 from datasets.errors import DataError
+from datasets.loaders import load_records
+from datasets.record import landmark_box
+from rar_keras.utils.atomic import write_bytes_atomically
 
 EXIT_USER_ERROR = 2
 DEFAULT_AREA = (0.20, 0.45)         # of the landmark box, per occluder
@@ -54,8 +59,6 @@ def occluder_mask(shape: tuple[int, int], box: np.ndarray, rng: np.random.Genera
 
 def fill_pixels(image: np.ndarray, mask: np.ndarray, others: Sequence[np.ndarray], rng: np.random.Generator) -> str:
     """Paints `mask` of `image` in place with a photo patch, a flat colour or noise; returns which."""
-    import cv2
-
     kind = FILLS[rng.integers(len(FILLS))] if others else FILLS[2 + rng.integers(2)]
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
@@ -80,8 +83,6 @@ def fill_pixels(image: np.ndarray, mask: np.ndarray, others: Sequence[np.ndarray
 def occlude_face(image: np.ndarray, landmarks: np.ndarray, others: Sequence[np.ndarray], rng: np.random.Generator,
                  area_range=DEFAULT_AREA, second: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """(occluded copy of `image`, (L,) bool visible) for one face."""
-    from datasets.record import landmark_box
-
     out = np.array(image, copy=True)
     box = landmark_box(landmarks)
     visible = np.ones(len(landmarks), bool)
@@ -97,10 +98,6 @@ def occlude_face(image: np.ndarray, landmarks: np.ndarray, others: Sequence[np.n
 def write_occluded_copy(records, out: pathlib.Path, seed: int = 0, area_range=DEFAULT_AREA,
                         second: float = 0.5, progress=lambda items, **_: items) -> dict:
     """Writes the occluded copy (images + COCO JSON); returns counts."""
-    import cv2
-
-    from rar_keras.utils.atomic import write_bytes_atomically
-
     rng = np.random.default_rng(seed)
     images_dir = out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -132,8 +129,6 @@ def write_occluded_copy(records, out: pathlib.Path, seed: int = 0, area_range=DE
 
 
 def _downscaled(image: np.ndarray, longest: int = PATCH_SOURCE_SIDE) -> np.ndarray:
-    import cv2
-
     scale = longest / max(image.shape[:2])
     if scale >= 1.0:
         return image
@@ -163,9 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise DataError(f"--data {args.data}: no such file or folder")
         if not 0 < args.area[0] <= args.area[1] <= 1 or not 0 <= args.second <= 1:
             raise DataError("--area needs 0 < MIN <= MAX <= 1 and --second a probability")
-        from tqdm import tqdm
 
-        from datasets.loaders import load_records
 
         records = load_records(args.data)
         if not records:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import matplotlib
 import numpy as np
+from matplotlib import pyplot as plt
 
 from eval.metrics import ced_curve
 
@@ -22,10 +24,7 @@ def save_ced_plot(curves: Mapping[str, np.ndarray], threshold: float, path: str,
         title: plot title.
         xlabel: x axis label; " (%)" is appended.
     """
-    import matplotlib
-
     matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4.0), dpi=120)
     try:

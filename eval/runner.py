@@ -5,12 +5,14 @@ normaliser, averaged over faces; both "ip" and "io" are always reported, the
 failure rate and AUC at 8 % and 10 % use the benchmark's own normaliser.
 
 Face boxes (`--box`): "gt" (default) the tight box of the ground-truth
-landmarks; "dataset" the box stored with each face; "detector" the YuNet face
-that best overlaps the tight ground-truth box. A face the detector misses (no
-detection with IoU >= eval.detector.MIN_IOU) gets NME = inf: it counts as a
-failure at every threshold and adds zero area to the AUC, but it is left out
-of the mean NMEs (which are over the faces found); metrics.json reports
-`num_missed`.
+landmarks; "dataset" the box stored with each face; "detector" what users get:
+the product's path from a photo to landmarks (`FaceLandmarker.landmarks_in`:
+the `--detector`, by default the bundled YuNet, then a second crop around the
+first pass's landmarks), the face whose final box best overlaps the tight
+ground-truth box. A face the detector misses (no face with IoU >= MIN_IOU)
+gets NME = inf: it counts as a failure at every threshold and adds zero area
+to the AUC, but it is left out of the mean NMEs (which are over the faces
+found); metrics.json reports `num_missed`.
 
 User errors (DataError, missing files, bad arguments) print one line to
 stderr and exit with code 2.
@@ -26,17 +28,28 @@ import sys
 from typing import Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from datasets.errors import DataError
+from datasets.loaders import load_records
 from datasets.record import landmark_box
 from datasets.schemes import LandmarkScheme
 from eval import report
-from eval.metrics import FAILURE_THRESHOLDS, NORMALIZER_NAMES, nme, normalizer
+from eval.metrics import FAILURE_THRESHOLDS, NORMALIZER_NAMES, nme, nme_visible, normalizer, visibility_auc
+from eval.models import MEAN_SHAPE, load_predictor
+from eval.plots import save_ced_plot
+from rar_keras.detectors.base import box_iou
+from rar_keras.detectors.factory import make_detector
+from rar_keras.inference.crop_models import RUNTIMES, uses_keras
+from rar_keras.inference.face_landmarker import DEFAULT_DETECTOR, FaceLandmarker, LandmarkerOptions
+from rar_keras.inference.overlay import save_overlay
+from rar_keras.utils.quiet import import_tensorflow
 
 EXIT_USER_ERROR = 2
 BATCH_SIZE = 32
 NUM_OVERLAYS = 3            # best and worst faces drawn
 BOX_PROTOCOLS = ("gt", "dataset", "detector")
+MIN_IOU = 0.1      # a detected face overlapping the annotated face's box less than this is another face
 MAT_DEFAULT_SPLIT = "test"
 CED_FILE, METRICS_FILE, PER_FACE_FILE = "ced.png", "metrics.json", "per_face.csv"
 
@@ -70,12 +83,17 @@ def build_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
     parser.add_argument("--train-data", help="training set for the mean-shape model")
     parser.add_argument("--box", choices=BOX_PROTOCOLS, default="gt",
                         help="face box given to the model (default: tight box of the ground truth)")
-    parser.add_argument("--detector-model", help="YuNet .onnx for --box detector")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR,
+                        help="with --box detector: yunet (bundled), blazeface, yunet:PATH, ...")
     parser.add_argument("--split", choices=("train", "test"), help="split of a .mat file (default test)")
     parser.add_argument("--image-root", help="folder that image paths in the annotation file are relative to")
     parser.add_argument("--margin", type=float,
                         help="crop margin of a crop model (default: the one stored in the model file)")
-    parser.add_argument("--per-step", action="store_true", help="also report NME after each RAR stage")
+    parser.add_argument("--per-step", action="store_true",
+                        help="also report NME after each RAR stage (runs the Keras model)")
+    parser.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                        help="a preset runs its shipped .tflite in LiteRT (auto, litert) or in Keras (keras)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     parser.add_argument("--flip", action="store_true",
                         help="flip test: average each face's landmarks with those of its mirror image "
                              "(crop models; twice the compute)")
@@ -86,7 +104,6 @@ def build_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
 def _load_faces(args, benchmark: Benchmark):
     if not os.path.exists(args.data):
         raise DataError(f"--data {args.data}: no such file or folder")
-    from datasets.loaders import load_records
 
     split = args.split or (MAT_DEFAULT_SPLIT if args.data.lower().endswith(".mat") else None)
     records = load_records(args.data, split=split, image_root=args.image_root)
@@ -100,25 +117,37 @@ def _load_faces(args, benchmark: Benchmark):
     return records
 
 
-def _boxes(args, records, progress) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 4) boxes for the model and (N,) bool: face found."""
-    tight = np.stack([landmark_box(r.landmarks) for r in records])
-    found = np.ones(len(records), dtype=bool)
-    if args.box == "gt":
-        return tight, found
+def _boxes(args, records) -> np.ndarray:
+    """(N, 4) boxes for the model: the tight ground-truth box, or the dataset's."""
     if args.box == "dataset":
-        return np.stack([r.box for r in records]), found
-    from eval.detector import YuNetDetector
+        return np.stack([r.box for r in records])
+    return np.stack([landmark_box(r.landmarks) for r in records])
 
-    detector = YuNetDetector(args.detector_model)
-    boxes = tight.copy()
+
+def _detector_predictions(args, predictor, records, progress):
+    """The product's photo -> landmarks path on every image: (predictions (N, L, 2), visibility (N, L)
+    or None, the final boxes (N, 4), found (N,) bool)."""
+    if not hasattr(predictor, "crop_model"):
+        raise DataError(f"--box detector needs a crop model, not {args.model}")
+    landmarker = FaceLandmarker(predictor.crop_model, make_detector(args.detector),
+                                LandmarkerOptions(model=args.model, detector=args.detector))
+    num = records[0].landmarks.shape[0]
+    preds = np.full((len(records), num, 2), np.nan, np.float32)
+    visibility = np.full((len(records), num), np.nan, np.float32)
+    boxes = np.stack([landmark_box(r.landmarks) for r in records])
+    found = np.zeros(len(records), dtype=bool)
     for i, record in enumerate(progress(records, desc="detecting", unit="face")):
-        match = detector.match(record.image, tight[i])
-        if match is None:
-            found[i] = False
-        else:
-            boxes[i] = match
-    return boxes, found
+        outputs, final_boxes, _ = landmarker.landmarks_in(record.image)
+        if not len(final_boxes):
+            continue
+        overlaps = box_iou(boxes[i], final_boxes)
+        best = int(np.argmax(overlaps))
+        if overlaps[best] < MIN_IOU:
+            continue
+        found[i], boxes[i], preds[i] = True, final_boxes[best], outputs["landmarks"][best]
+        if "visibility" in outputs:
+            visibility[i] = outputs["visibility"][best]
+    return preds, (None if np.isnan(visibility).all() else visibility), boxes, found
 
 
 def has_steps(predictor) -> bool:
@@ -169,7 +198,6 @@ def _visibility_metrics(records, preds, gt, visibility, benchmark: Benchmark, fo
     the NMEs over the visible points only, `nme_<normaliser>_visible`."""
     if all(r.visibility is None for r in records):
         return {}
-    from eval.metrics import nme_visible, visibility_auc
 
     flags = np.stack([np.ones(len(r.landmarks), bool) if r.visibility is None else r.visibility > 0
                       for r in records])
@@ -186,8 +214,6 @@ def _visibility_metrics(records, preds, gt, visibility, benchmark: Benchmark, fo
 
 
 def _save_overlays(out_dir: pathlib.Path, records, preds, visibility, boxes, errors, found, scheme) -> list[str]:
-    from rar_keras.inference.overlay import save_overlay
-
     order = [i for i in np.argsort(errors, kind="stable") if found[i]]
     chosen = [("best", i) for i in order[:NUM_OVERLAYS]] + [("worst", i) for i in order[::-1][:NUM_OVERLAYS]]
     written = []
@@ -202,33 +228,35 @@ def _save_overlays(out_dir: pathlib.Path, records, preds, visibility, boxes, err
 
 def evaluate(args, benchmark: Benchmark) -> dict:
     """Runs one evaluation and writes the report files; returns the metrics dict."""
-    from tqdm import tqdm
-
-    from eval.models import load_predictor
-    from eval.plots import save_ced_plot
-
     def progress(*a, **kw):
         return tqdm(*a, file=sys.stderr, dynamic_ncols=True, **kw)
 
-    if args.box == "detector" and not args.detector_model:
-        raise DataError("--box detector needs --detector-model PATH (a YuNet .onnx)")
     records = _load_faces(args, benchmark)
     if args.flip and args.model == "mean-shape":
         raise DataError("--flip: the mean-shape baseline has no crop model to flip")
+    runtime = "keras" if args.per_step and args.runtime == "auto" else args.runtime
+    if args.model != MEAN_SHAPE and uses_keras(args.model, runtime):
+        import_tensorflow(args.verbose)
     predictor = load_predictor(args.model, benchmark.scheme, args.train_data, args.data, args.margin,
-                               flip_test=args.flip)
+                               flip_test=args.flip, runtime=runtime)
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    boxes, found = _boxes(args, records, progress)
-    preds, visibility, steps = _predict(predictor, records, boxes, np.flatnonzero(found), progress, args.per_step)
+    if args.box == "detector":
+        preds, visibility, boxes, found = _detector_predictions(args, predictor, records, progress)
+        steps = None
+    else:
+        boxes, found = _boxes(args, records), np.ones(len(records), bool)
+        preds, visibility, steps = _predict(predictor, records, boxes, np.flatnonzero(found), progress,
+                                            args.per_step)
     gt = np.stack([r.landmarks for r in records])
     nmes = _face_nmes(preds, gt, records, benchmark, found)
     summary = {**report.summarize(nmes, benchmark.fr_normalizer),
                **_visibility_metrics(records, preds, gt, visibility, benchmark, found)}
     metrics = {**summary, "num_faces": len(records), "num_missed": int((~found).sum()),
                "benchmark": benchmark.name, "scheme": benchmark.scheme.name, "data": args.data,
-               "model": args.model, "flip_test": bool(args.flip), "box_protocol": args.box,
+               "model": args.model, "runtime": runtime, "flip_test": bool(args.flip), "box_protocol": args.box,
+               **({"detector": args.detector} if args.box == "detector" else {}),
                "fr_normalizer": benchmark.fr_normalizer,
                "normalizers": {k: NORMALIZER_NAMES[k] for k in benchmark.normalizers},
                "thresholds": list(FAILURE_THRESHOLDS), "units": "fractions (x100 for %)"}

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+import matplotlib
 import numpy as np
+from matplotlib import pyplot as plt
 
 from datasets.schemes import LandmarkScheme
 
@@ -45,10 +47,7 @@ def step_color(t: int) -> str:
 
 
 def _pyplot():
-    import matplotlib
-
     matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
     return plt
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from datasets.crops import crop_face
 from datasets.errors import DataError
+from datasets.geometry import apply_affine
+from datasets.loaders import load_records
 
 DEFAULT_CALIBRATION_SIZE = 100
 
@@ -27,10 +30,6 @@ def calibration_crops(path, size: int, margin: float, limit: int = DEFAULT_CALIB
 def calibration_faces(path, size: int, margin: float, limit: int = DEFAULT_CALIBRATION_SIZE,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """As `calibration_crops`, with the landmarks in crop pixels (for accuracy checks)."""
-    from datasets.crops import crop_face
-    from datasets.geometry import apply_affine
-    from datasets.loaders import load_records
-
     if limit <= 0:
         raise DataError(f"calibration size must be positive, got {limit}")
     records = load_records(path)

@@ -14,7 +14,11 @@ import pathlib
 from typing import Optional, Union
 
 import numpy as np
+import onnxruntime as ort
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
 
+from eval.metrics import nme, normalizer
 from export.graph import OUTPUT_NAMES, SIGNATURE_KEY
 
 FORBIDDEN_BUILTINS = ("WHILE", "CALL_ONCE", "IF")
@@ -33,8 +37,6 @@ def _raw(source: ModelSource) -> bytes:
 
 def tflite_ops(source: ModelSource) -> list[str]:
     """Names of the operators used by a .tflite model (builtins by name, custom ops by their code)."""
-    from ai_edge_litert import schema_py_generated as schema
-
     names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
     model = schema.Model.GetRootAs(_raw(source), 0)
     codes = []
@@ -71,8 +73,6 @@ def check_builtin_only(source: ModelSource) -> list[str]:
 # === Running exported files ===
 def tflite_runner(source: ModelSource, num_threads: Optional[int] = None):
     """A function crops (N, S, S, 3) float32 -> {output name: array}, one crop per invoke."""
-    from ai_edge_litert.interpreter import Interpreter
-
     if isinstance(source, (bytes, bytearray)):
         interpreter = Interpreter(model_content=bytes(source), num_threads=num_threads)
     else:
@@ -93,8 +93,6 @@ def run_tflite(source: ModelSource, crops, num_threads: Optional[int] = None) ->
 
 def onnx_runner(path, num_threads: Optional[int] = None):
     """A function crops (N, S, S, 3) float32 -> {output name: array} (the whole batch at once)."""
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     if num_threads:
         options.intra_op_num_threads = num_threads
@@ -145,6 +143,4 @@ def parity(reference: dict, outputs: dict, scheme=None) -> dict:
 
 def nme_ip(pred, gt, scheme) -> np.ndarray:
     """Per-face NME (fraction) normalised by the inter-pupil distance of `gt` (eval.metrics)."""
-    from eval.metrics import nme, normalizer
-
     return nme(pred, gt, normalizer(gt, scheme, "ip"))

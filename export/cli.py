@@ -14,6 +14,15 @@ import os
 import pathlib
 import sys
 
+from datasets.errors import DataError
+from datasets.schemes import get_scheme
+from export.calibration import calibration_crops
+from rar_keras.inference.keras_model import load_model
+from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
+from rar_keras.inference.quality import read_quality
+from rar_keras.presets.loader import weights_digest
+from rar_keras.utils.quiet import import_tensorflow
+
 FORMATS = ("tflite", "onnx")
 QUANTIZE = ("none", "fp16", "dynamic", "int8")
 INT8_SCHEMES = ("cnn_dense", "cnn", "cnn_heads", "full")  # export.tflite.INT8_SCHEMES, first = default
@@ -42,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="int8: what stays float: cnn_dense (default; the geometric head, its matrix "
                              "products in int8), cnn (the whole head), cnn_heads (also conv8 and the SIP "
                              "features), full (nothing)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     parser.add_argument("--batch", type=int, default=None,
                         help="fixed batch size of the input (default 1 for TFLite, free for ONNX; 0 = free)")
     return parser
@@ -65,8 +75,6 @@ def _check_args(args) -> None:
     suffix = pathlib.Path(args.out).suffix.lower()
     if suffix != f".{args.format}":
         raise UsageError(f"--out {args.out}: expected a .{args.format} file for --format {args.format}")
-    from datasets.errors import DataError
-    from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec  # no TensorFlow yet
 
     try:
         resolve_model_spec(args.model, (PRESET, KERAS), "--model")
@@ -75,50 +83,57 @@ def _check_args(args) -> None:
 
 
 def _load(spec: str):
-    from datasets.errors import DataError
-    from rar_keras.inference.keras_model import load_model
-
     try:
         return load_model(spec, "--model")
     except (DataError, ValueError) as error:  # unknown preset names raise ValueError
         raise UsageError(f"--model: {error}") from None
 
 
+def _contract_extra(spec: str) -> dict:
+    """What the file's contract records of its source: where the weights come from, and a preset's
+    quality model."""
+    resolved = resolve_model_spec(spec, (PRESET, KERAS), "--model")
+    if resolved.kind != PRESET:
+        return {"source": {"file": resolved.path.name}}
+    quality = read_quality(resolved.path)
+    return {"source": {"preset": resolved.path.name, "weights_sha256": weights_digest(resolved.path)},
+            **({"quality": quality.to_dict()} if quality else {})}
+
+
 def run(args) -> str:
     _check_args(args)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow(args.verbose)
     model = _load(args.model)
+    extra = _contract_extra(args.model)
     batch = args.batch if args.batch is not None else (1 if args.format == "tflite" else 0)
     batch = batch or None
     crops = None
     if args.calibration:
-        from datasets.errors import DataError
-        from export.calibration import calibration_crops
-
         try:
             crops = calibration_crops(args.calibration, model.config.input_size, model.config.margin,
                                       args.calibration_size)
         except DataError as error:
             raise UsageError(f"--calibration {args.calibration}: {error}") from None
+    # TensorFlow loads only after the arguments are checked.
     from export import checks, graph
 
     out = pathlib.Path(args.out)
     if args.format == "tflite":
+        # TensorFlow loads only after the arguments are checked.
         from export.tflite import export_tflite, representative_dataset
 
         calibration = representative_dataset(crops) if crops is not None else None
-        export_tflite(model, out, args.quantize, calibration, batch, args.int8_scheme)
+        export_tflite(model, out, args.quantize, calibration, batch, args.int8_scheme, extra=extra)
         ops = checks.check_builtin_only(out)
         detail = f"{len(ops)} builtin op types, no Flex/custom/WHILE"
     else:
+        # TensorFlow loads only after the arguments are checked.
         from export.onnx import export_onnx
 
-        export_onnx(model, out, batch)
+        export_onnx(model, out, batch, extra=extra)
         detail = "opset 17"
     line = f"wrote {out} ({out.stat().st_size / 1e3:.1f} kB, {args.format} {args.quantize}, {detail})"
     if crops is not None:
-        from datasets.schemes import get_scheme
-
         sample = crops[:32]
         result = checks.parity(graph.keras_reference(model, sample), checks.run_file(out, sample),
                                get_scheme(model.config.scheme))

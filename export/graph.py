@@ -22,6 +22,7 @@ from __future__ import annotations
 import pathlib
 from typing import Optional
 
+import keras
 import tensorflow as tf
 
 INPUT_NAME = "images"
@@ -55,8 +56,6 @@ def inference_function(model, batch: Optional[int] = 1):
 
 def save_inference_graph(model, path, batch: Optional[int] = 1) -> pathlib.Path:
     """Writes the inference graph as a SavedModel (signature "serving_default") at `path`."""
-    import keras
-
     path = pathlib.Path(path)
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -20,7 +20,10 @@ import json
 from typing import Optional
 
 import numpy as np
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
 
+from datasets.schemes import get_scheme
 from export.graph import INPUT_NAME, OUTPUT_NAMES, SIGNATURE_KEY
 from rar_keras.inference.contract import METADATA_NAME, read_contract
 
@@ -36,10 +39,14 @@ OUTPUTS = {
 }
 
 
-def contract(model, batch: Optional[int] = 1, quantization: str = "none", runtime: str = "") -> dict:
-    """The input/output contract of an exported `RARLandmarker`, as a JSON-ready dict."""
-    from datasets.schemes import get_scheme
+def contract(model, batch: Optional[int] = 1, quantization: str = "none", runtime: str = "",
+             extra: Optional[dict] = None) -> dict:
+    """The input/output contract of an exported `RARLandmarker`, as a JSON-ready dict.
 
+    `extra` adds entries: "source" ({"preset": name, "weights_sha256": ...}: where the weights came
+    from, so that a file shipped beside a preset can be checked against the preset's weights) and
+    "quality" (the preset's quality model, `rar_keras.inference.quality`).
+    """
     cfg = model.config
     scheme = get_scheme(cfg.scheme)
     size = int(cfg.input_size)
@@ -65,15 +72,13 @@ def contract(model, batch: Optional[int] = 1, quantization: str = "none", runtim
         "output_names": list(OUTPUT_NAMES),
         "outputs": OUTPUTS,
         "signature": SIGNATURE_KEY,
+        **(extra or {}),
     }
 
 
 # === TFLite ===
 def embed_tflite(model_bytes: bytes, meta: dict) -> bytes:
     """`model_bytes` with the JSON `meta` stored as the metadata entry `rar_keras` (replacing an old one)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(model_bytes))
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), np.uint8)

@@ -12,7 +12,11 @@ from __future__ import annotations
 import pathlib
 from typing import Optional
 
+import onnx
+import tf2onnx
+
 from export import graph, metadata
+from rar_keras.utils.atomic import write_atomically
 
 DEFAULT_OPSET = 17
 
@@ -33,10 +37,8 @@ def _rename(onnx_model, old: str, new: str) -> None:
             value.name = new
 
 
-def convert(model, batch: Optional[int] = None, opset: int = DEFAULT_OPSET):
+def convert(model, batch: Optional[int] = None, opset: int = DEFAULT_OPSET, extra: Optional[dict] = None):
     """Converts a `RARLandmarker` to an `onnx.ModelProto` (metadata set, names fixed)."""
-    import tf2onnx
-
     function = graph.inference_function(model, batch)
     try:
         onnx_model, _ = tf2onnx.convert.from_function(
@@ -50,17 +52,15 @@ def convert(model, batch: Optional[int] = None, opset: int = DEFAULT_OPSET):
     if sorted(outputs) != sorted(graph.OUTPUT_NAMES) and len(outputs) == len(graph.OUTPUT_NAMES):
         for old, new in zip(outputs, sorted(graph.OUTPUT_NAMES)):
             _rename(onnx_model, old, new)
-    meta = metadata.contract(model, batch, "none", "onnx")
+    meta = metadata.contract(model, batch, "none", "onnx", extra)
     meta["opset"] = opset
     return metadata.embed_onnx(onnx_model, meta)
 
 
-def export_onnx(model, path, batch: Optional[int] = None, opset: int = DEFAULT_OPSET) -> pathlib.Path:
-    """Converts and writes an .onnx file; returns its path."""
-    import onnx
-
-    onnx_model = convert(model, batch, opset)
+def export_onnx(model, path, batch: Optional[int] = None, opset: int = DEFAULT_OPSET,
+                extra: Optional[dict] = None) -> pathlib.Path:
+    """Converts and writes an .onnx file (atomically); returns its path."""
+    onnx_model = convert(model, batch, opset, extra)
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(onnx_model, str(path))
+    write_atomically(path, lambda tmp: onnx.save(onnx_model, tmp))
     return path

@@ -46,8 +46,12 @@ import tempfile
 from typing import Callable, Iterable, Optional
 
 import numpy as np
+import tensorflow as tf
+from ai_edge_litert import schema_py_generated as schema
+from tensorflow.lite.python import convert as tf_convert
 
 from export import checks, graph, metadata
+from rar_keras.utils.atomic import write_bytes_atomically
 
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8")
 INT8_SCHEMES = ("full", "cnn", "cnn_heads", "cnn_dense")
@@ -76,8 +80,6 @@ def representative_dataset(crops: Iterable[np.ndarray]) -> Callable[[], Iterable
 
 
 def _converter(saved_model_dir):
-    import tensorflow as tf
-
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir),
                                                          signature_keys=[graph.SIGNATURE_KEY])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -86,8 +88,6 @@ def _converter(saved_model_dir):
 
 def _nodes(model_bytes: bytes) -> list[tuple[str, str]]:
     """(op name, output tensor name) of every op output of a (calibrated, still float) .tflite model."""
-    from ai_edge_litert import schema_py_generated as schema
-
     model = schema.Model.GetRootAs(model_bytes, 0)
     op_names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
     codes = []
@@ -132,9 +132,6 @@ def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str) -> list[str
 
 
 def _int8(converter, calibration, backbone, scheme: str) -> bytes:
-    import tensorflow as tf
-    from tensorflow.lite.python import convert as tf_convert
-
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = calibration
     converter.experimental_mlir_quantizer = True
@@ -150,7 +147,7 @@ def _int8(converter, calibration, backbone, scheme: str) -> bytes:
 
 
 def convert(model, quantize: str = "none", calibration: Optional[Callable] = None, batch: Optional[int] = 1,
-            int8_scheme: str = DEFAULT_INT8_SCHEME, workdir=None) -> bytes:
+            int8_scheme: str = DEFAULT_INT8_SCHEME, workdir=None, extra: Optional[dict] = None) -> bytes:
     """Converts a `RARLandmarker` to .tflite bytes (metadata embedded, op set checked).
 
     Args:
@@ -160,13 +157,12 @@ def convert(model, quantize: str = "none", calibration: Optional[Callable] = Non
         batch: the fixed batch size of the input (1 for phones; None = free).
         int8_scheme: one of INT8_SCHEMES.
         workdir: where to write the intermediate SavedModel (default: a temporary folder).
+        extra: entries added to the contract (`export.metadata.contract`).
 
     Raises:
         ValueError: unknown mode, or int8 without calibration data.
         ConversionError: the converter failed, or the file needs non-builtin ops.
     """
-    import tensorflow as tf
-
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}")
     if quantize == "int8" and calibration is None:
@@ -191,14 +187,14 @@ def convert(model, quantize: str = "none", calibration: Optional[Callable] = Non
     except checks.ExportCheckError as error:
         raise ConversionError(str(error)) from None
     label = quantize if quantize != "int8" else f"int8_{int8_scheme}"
-    return metadata.embed_tflite(content, metadata.contract(model, batch, label, "litert"))
+    return metadata.embed_tflite(content, metadata.contract(model, batch, label, "litert", extra))
 
 
 def export_tflite(model, path, quantize: str = "none", calibration: Optional[Callable] = None,
-                  batch: Optional[int] = 1, int8_scheme: str = DEFAULT_INT8_SCHEME) -> pathlib.Path:
-    """Converts and writes a .tflite file; returns its path."""
-    content = convert(model, quantize, calibration, batch, int8_scheme)
+                  batch: Optional[int] = 1, int8_scheme: str = DEFAULT_INT8_SCHEME,
+                  extra: Optional[dict] = None) -> pathlib.Path:
+    """Converts and writes a .tflite file (atomically); returns its path."""
+    content = convert(model, quantize, calibration, batch, int8_scheme, extra=extra)
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
+    write_bytes_atomically(path, content)
     return path

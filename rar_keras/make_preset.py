@@ -10,6 +10,8 @@ import argparse
 import sys
 
 from datasets.errors import DataError
+from rar_keras.inference.keras_model import load_model
+from rar_keras.presets import save_preset
 
 
 def main(argv=None) -> int:
@@ -19,9 +21,8 @@ def main(argv=None) -> int:
     parser.add_argument("--init-mode", help="start-shape mode stored in the preset's config")
     args = parser.parse_args(argv)
     try:
-        from rar_keras.inference.keras_model import load_model
+        # TensorFlow loads only once the arguments are parsed.
         from rar_keras.layers.robust_init import INIT_MODES
-        from rar_keras.presets import save_preset
 
         model = load_model(args.model)
         if args.init_mode:

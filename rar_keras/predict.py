@@ -1,13 +1,23 @@
-"""Command line: landmarks for images or folders of images, as JSON and overlay pictures.
+"""Command line: landmarks for images, folders of images and videos, as JSON and overlays.
 
-    python -m rar_keras.predict IMAGE_OR_DIR... [--model PRESET_OR_FILE] [--box x0,y0,x1,y1]
-                                [--detector blazeface|yunet:PATH] [--out DIR]
+    python -m rar_keras.predict IMAGE_OR_DIR_OR_VIDEO... [--model PRESET_OR_FILE] [--box x0,y0,x1,y1]
+                                [--detector yunet|blazeface|yunet:PATH] [--mode video|image] [--out DIR]
 
 Without --out, one JSON document per image is printed to stdout (one per line)
 and nothing is written. With --out, each image gets DIR/<name>.json and an
-overlay DIR/<name>.png (prediction in red), each written atomically. An image
-without a face gives an empty "faces" list, not an error. User errors (missing
-or unreadable image, bad --box, unknown model) print one line on stderr and exit 2.
+overlay DIR/<name>.png (landmarks in red, occluded ones as orange rings), each
+written atomically. An image without a face gives an empty "faces" list, not an
+error. A file that cannot be read is named on stderr with the reason and the
+run goes on with the next one; the exit code is then 1. Errors in the command
+itself (bad --box, unknown model) print one line on stderr and exit 2.
+
+A video (.mp4, .avi, .mov, ...) gives DIR/<name>.jsonl, one line per frame
+({"frame", "timestamp_ms", "faces"}), and DIR/<name>.mp4 with the overlay. In
+video mode (the default) faces are followed from frame to frame and their
+landmarks smoothed; --mode image treats every frame on its own.
+
+A preset runs its shipped .tflite in LiteRT: no TensorFlow is loaded unless
+--runtime keras asks for the Keras model.
 """
 
 from __future__ import annotations
@@ -17,34 +27,54 @@ import json
 import os
 import pathlib
 import sys
+from typing import Optional
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter off stderr
-
-from datasets.errors import DataError  # noqa: E402
-from rar_keras.utils.atomic import write_bytes_atomically  # noqa: E402
-from rar_keras.inference.face_landmarker import DEFAULT_DETECTOR, DEFAULT_PRESET, image_files  # noqa: E402
+from datasets.errors import DataError
+from datasets.images import read_image
+from datasets.schemes import get_scheme
+from rar_keras.inference.crop_models import RUNTIMES, uses_keras
+from rar_keras.inference.face_landmarker import (DEFAULT_DETECTOR, DEFAULT_PRESET, FaceLandmarker,
+                                                 LandmarkerOptions, image_files)
+from rar_keras.inference.overlay import (OCCLUDED_BELOW, OCCLUDED_COLOR_RGB, PRED_COLOR_RGB, draw_legend,
+                                         draw_overlay, marker_radius)
+from rar_keras.inference.video import is_video, predict_video
+from rar_keras.presets.loader import list_presets
+from rar_keras.utils.atomic import write_bytes_atomically
+from rar_keras.utils.quiet import import_tensorflow
 
 EXIT_USER_ERROR = 2
+EXIT_SOME_FILES_FAILED = 1
 BOX_FIELDS = 4
 BOX_COLOR_RGB = (255, 200, 0)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m rar_keras.predict",
-                                     description="Facial landmarks for images (JSON + overlay PNG).")
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders of images")
-    parser.add_argument("--model", default=DEFAULT_PRESET, help="preset name or folder, or a .keras, .tflite or .onnx file (default %(default)s)")
+                                     description="Facial landmarks for images (JSON + overlay PNG).",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR_OR_VIDEO",
+                        help="image files, folders of images, video files")
+    parser.add_argument("--model", default=DEFAULT_PRESET,
+                        help="a shipped preset (" + ", ".join(list_presets()) + "), a preset folder, or a "
+                             ".keras, .tflite or .onnx file")
+    parser.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                        help="a preset runs its .tflite in LiteRT (auto, litert) or in Keras (keras)")
     parser.add_argument("--box", action="append", metavar="x0,y0,x1,y1",
                         help="face box in image pixels, skips the detector (repeat for several faces)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR,
-                        help="blazeface (default), blazeface:full, blazeface:short or yunet:PATH")
-    parser.add_argument("--min-score", type=float, default=None, help="minimum detector score")
+                        help="yunet (bundled), blazeface, blazeface:full, blazeface:short or yunet:PATH")
+    parser.add_argument("--min-score", type=float, default=None, help="minimum detector score (default 0.5)")
     parser.add_argument("--max-faces", type=int, default=None, help="at most this many faces per image")
     parser.add_argument("--flip", action="store_true",
                         help="flip test: average with the landmarks of the mirrored face (twice the compute)")
+    parser.add_argument("--mode", default="video", choices=("video", "image"),
+                        help="videos: follow faces from frame to frame (video) or every frame on its own")
     parser.add_argument("--out", metavar="DIR", help="write <name>.json and <name>.png here instead of stdout")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and LiteRT's own log lines")
     return parser.parse_args(argv)
 
 
@@ -80,12 +110,6 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 def draw_faces(image: np.ndarray, result) -> np.ndarray:
     """RGB overlay: every face's landmarks (`rar_keras.inference.overlay`) and its box."""
-    import cv2
-
-    from datasets.schemes import get_scheme
-    from rar_keras.inference.overlay import (OCCLUDED_BELOW, OCCLUDED_COLOR_RGB, PRED_COLOR_RGB, draw_legend,
-                                             draw_overlay, marker_radius)
-
     scheme = get_scheme(result.scheme)
     canvas = np.ascontiguousarray(image)
     for face in result.faces:
@@ -113,12 +137,8 @@ def output_stem(path: str, used: set) -> str:
 
 
 def save_result(out: pathlib.Path, stem: str, result) -> None:
-    import cv2
-
-    from datasets.images import read_image
-
     write_bytes_atomically(out / f"{stem}.json", (json.dumps(result.to_dict(), indent=1) + "\n").encode())
-    canvas = draw_faces(read_image(result.image_path), result)
+    canvas = draw_faces(read_image(result.image_path, orientation=True), result)
     ok, png = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode the overlay of {result.image_path}")
@@ -126,29 +146,57 @@ def save_result(out: pathlib.Path, stem: str, result) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from rar_keras.inference.face_landmarker import FaceLandmarker, LandmarkerOptions
-
     boxes = [parse_box(text) for text in args.box] if args.box else None
     paths = expand_inputs(args.inputs)
+    videos = [p for p in paths if is_video(p)]
+    paths = [p for p in paths if not is_video(p)]
     out = pathlib.Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    if uses_keras(args.model, args.runtime):
+        import_tensorflow(args.verbose)
     extra = {k: v for k, v in (("min_face_score", args.min_score), ("max_faces", args.max_faces)) if v is not None}
     landmarker = FaceLandmarker.create(LandmarkerOptions(model=args.model, detector=args.detector,
-                                                         flip_test=args.flip, **extra))
-    per_image = None if boxes is None else [boxes] * len(paths)
-    results = landmarker.iter_results(paths, per_image)
+                                                         runtime=args.runtime, flip_test=args.flip, **extra))
     used: set = set()
-    for result in tqdm(results, total=len(paths), unit="image", disable=len(paths) <= 1, file=sys.stderr):
-        if out is None:
-            print(json.dumps(result.to_dict()), flush=True)
-        else:
-            save_result(out, output_stem(result.image_path, used), result)
+    failed = []
+    if videos:
+        failed += run_videos(args, videos, out, extra)
+    for path in tqdm(paths, unit="image", disable=len(paths) <= 1, file=sys.stderr):
+        try:
+            result = landmarker.detect(path, boxes=boxes)
+            if out is None:
+                print(json.dumps(result.to_dict()), flush=True)
+            else:
+                save_result(out, output_stem(result.image_path, used), result)
+        except (DataError, OSError) as error:     # one bad file does not stop a folder run
+            failed.append(path)
+            tqdm.write(f"error: {error}", file=sys.stderr)
+    total = len(paths) + len(videos)
     if out is not None:
-        print(f"wrote {len(paths)} result(s) to {out}", file=sys.stderr)
+        print(f"wrote {total - len(failed)} result(s) to {out}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {total} file(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_SOME_FILES_FAILED
     return 0
+
+
+def run_videos(args, videos: list, out: Optional[pathlib.Path], extra: dict) -> list:
+    """Every video through the landmarker (video mode unless --mode image); returns the failed ones."""
+    landmarker = FaceLandmarker.create(LandmarkerOptions(
+        model=args.model, detector=args.detector, runtime=args.runtime, flip_test=args.flip,
+        running_mode="video" if args.mode == "video" else "image", **extra))
+    failed = []
+    for path in videos:
+        try:
+            frames = predict_video(landmarker, path, out, draw_faces, video_mode=args.mode == "video",
+                                   progress=lambda items, **kw: tqdm(items, file=sys.stderr, desc=path, **kw),
+                                   emit=lambda line: print(line, flush=True))
+            print(f"{path}: {frames} frames", file=sys.stderr)
+        except (DataError, OSError) as error:
+            failed.append(path)
+            print(f"error: {error}", file=sys.stderr)
+    return failed
 
 
 def main(argv=None) -> int:

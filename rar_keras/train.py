@@ -8,7 +8,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from datasets.errors import DataError
@@ -27,7 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--val-fraction", type=float, default=0.05, help="held-out share of --data")
     parser.add_argument("--out", required=True, help="output folder (model, logs, backups)")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after exactly this many steps")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="run exactly this many steps (instead of --epochs)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override config fields (model, training or augmentation), e.g. "
                              "--set steps=4 learning_rate=1e-3 rotation=20")
@@ -41,15 +41,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--init-only", nargs="*", default=[], metavar="PREFIX",
                         help="with --init-from, copy only the weights under these layer paths, "
                              "e.g. backbone/ (the architectures may then differ elsewhere)")
-    parser.add_argument("--verbose", type=int, default=1, help="Keras progress: 1 bar, 2 line per epoch")
+    parser.add_argument("--verbose", type=int, default=1,
+                        help="Keras progress: 0 none, 1 bar, 2 a line per epoch; 3 also TensorFlow's log lines")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.verbose < 2:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        # The trainer checks the inputs before it loads TensorFlow.
         from rar_keras.training.trainer import TrainingRun, train
 
         try:

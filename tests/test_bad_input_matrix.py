@@ -130,7 +130,6 @@ def tiny_model(path: pathlib.Path, scheme: str) -> pathlib.Path:
 
     from rar_keras.models.config import EXPERIMENTS
     from rar_keras.models.rar_landmarker import RARLandmarker
-    from rar_keras.models.shape_bank import build_shape_bank
 
     keras.utils.set_random_seed(0)
     config = EXPERIMENTS["tiny"].model.replace(scheme=scheme)
@@ -138,7 +137,7 @@ def tiny_model(path: pathlib.Path, scheme: str) -> pathlib.Path:
     model.compile(optimizer=keras.optimizers.Adam())
     model.build_for_training()
     shapes = np.random.default_rng(0).uniform(10, 50, (8, model.scheme.num_points, 2)).astype(np.float32)
-    model.set_shape_bank(build_shape_bank(shapes, config.bank_size, config.ransac_pairs, seed=0))
+    model.fit_shape_bank(shapes)
     model.save(path)
     return path
 

@@ -11,6 +11,10 @@ import pathlib
 import sys
 import time
 
+from datasets.errors import DataError
+from datasets.schemes import W300
+from datasets.w300 import load_folder
+
 # The 300-W training folders (the HELEN test set is kept out).
 TRAIN_FOLDERS = ("afw", "helen/trainset", "lfpw/trainset")
 WARMUP_BATCHES = 5
@@ -28,8 +32,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_train_faces(root: pathlib.Path):
     """The 300-W training faces under `root` (afw, helen/trainset, lfpw/trainset)."""
-    from datasets.w300 import load_folder
-
     records = []
     for folder in TRAIN_FOLDERS:
         records.extend(load_folder(root / folder))
@@ -38,9 +40,8 @@ def load_train_faces(root: pathlib.Path):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from datasets.errors import DataError
+    # TensorFlow loads only once the arguments are parsed.
     from datasets.pipeline import cache_faces, train_dataset
-    from datasets.schemes import W300
 
     try:
         started = time.perf_counter()

@@ -17,15 +17,16 @@ import sys
 import numpy as np
 
 from datasets.errors import DataError
+from datasets.record import landmark_box
+from datasets.w300 import iter_folder
 from rar_keras.detectors.base import BoxAdjustment, box_iou
+from rar_keras.detectors.factory import make_detector
 
 MIN_MATCH_IOU = 0.3
 
 
 def matched_boxes(detector, records) -> tuple[np.ndarray, np.ndarray]:
     """(detected, tight) (M, 4) box pairs for the faces the detector finds."""
-    from datasets.record import landmark_box
-
     detected, tight = [], []
     for record in records:
         target = landmark_box(record.landmarks)
@@ -51,9 +52,6 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="use at most this many faces (0 = all)")
     args = parser.parse_args(argv)
     try:
-        from datasets.w300 import iter_folder
-        from rar_keras.detectors.factory import make_detector
-
         detector = make_detector(args.detector)
         detector.adjustment = None
         records = iter_folder(args.folder)

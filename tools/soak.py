@@ -24,6 +24,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from datasets.errors import DataError  # noqa: E402
+from datasets.loaders import load_records
+from rar_keras.inference.face_landmarker import FaceLandmarker, LandmarkerOptions
 
 EXIT_USER_ERROR = 2
 MB = 2 ** 20
@@ -65,8 +67,6 @@ def report(label: str, faces: int) -> float:
 def soak(args: argparse.Namespace) -> dict:
     if args.faces < 1 or args.batch_size < 1 or args.report_every < 1:
         raise DataError("--faces, --batch-size and --report-every must be positive integers")
-    from datasets.loaders import load_records
-    from rar_keras.inference.face_landmarker import FaceLandmarker, LandmarkerOptions
 
     records = []
     for path in args.data:

@@ -1,27 +1,5 @@
-"""Backbones: image in, (SIP features, one heatmap per landmark) out."""
+"""Backbones: image in, (SIP features, fine features, one heatmap per landmark) out.
 
-from rar_keras.backbones.efficientnet_lite import EfficientNetLiteBackbone
-from rar_keras.backbones.mobile import MobileBackbone
-from rar_keras.backbones.vgg19 import VGG19Backbone
-
-
-def build_backbone(config):
-    """The backbone named by `config.backbone`, sized by the config."""
-    common = dict(num_landmarks=_num_points(config.scheme), feature_channels=config.feature_channels,
-                  heatmap_stride=config.heatmap_stride, momentum=config.batch_norm_momentum)
-    if config.backbone == "efficientnet_lite0":
-        return EfficientNetLiteBackbone(**common, decoder=config.decoder)
-    common["width"] = config.width
-    if config.backbone == "mobile":
-        return MobileBackbone(**common, decoder=config.decoder,
-                              first_expansion=config.first_expansion)
-    return VGG19Backbone(**common)
-
-
-def _num_points(scheme_name):
-    from datasets.schemes import get_scheme
-
-    return get_scheme(scheme_name).num_points
-
-
-__all__ = ["EfficientNetLiteBackbone", "MobileBackbone", "VGG19Backbone", "build_backbone"]
+`factory.build_backbone` picks one by the config; `imagenet` reads EfficientNet-Lite0's ImageNet
+weights without TensorFlow (this package's `__init__` stays light for that).
+"""

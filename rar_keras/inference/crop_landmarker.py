@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from datasets.crops import crop_face
 from datasets.errors import DataError
 from datasets.geometry import apply_affine, invert_affine
 
@@ -47,8 +48,6 @@ class CropLandmarker:
 
     def crops(self, images: Sequence[np.ndarray], boxes) -> tuple[np.ndarray, np.ndarray]:
         """The model crops (N, S, S, 3) uint8 and the crop -> image matrices (N, 2, 3)."""
-        from datasets.crops import crop_face
-
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         if len(images) != len(boxes):
             raise DataError(f"{len(images)} images but {len(boxes)} boxes")
@@ -67,9 +66,14 @@ class CropLandmarker:
 
     def predict_outputs(self, images: Sequence[np.ndarray], boxes) -> dict[str, np.ndarray]:
         """Every output of the crop model: "landmarks" in image pixels, and whichever per-landmark
-        values ("visibility", "confidence") and "attention" indices it gives."""
+        values ("visibility", "confidence") and "attention" indices it gives; "quality" (N,) when the
+        model has a quality model (`rar_keras.inference.quality`)."""
         run = getattr(self.crop_model, "predict", None) or (lambda crops: {"landmarks": self.crop_model(crops)})
-        return self._collect(images, boxes, run)
+        outputs = self._collect(images, boxes, run)
+        quality = getattr(self.crop_model, "quality", None)
+        if quality is not None and "confidence" in outputs:
+            outputs["quality"] = quality(outputs["confidence"], outputs.get("visibility"))
+        return outputs
 
     def predict_steps(self, images: Sequence[np.ndarray], boxes, **options) -> dict[str, np.ndarray]:
         """{stage: (N, L, 2) image pixels} in the model's stage order, "attention" (N, T) indices and

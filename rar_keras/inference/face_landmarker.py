@@ -1,16 +1,24 @@
 """The Python API: images or paths in, faces with landmarks in image pixels out.
 
-MediaPipe-style: an options object, result dataclasses, and an empty result
-(never None) when an image has no face. Faces come from a pluggable detector
-(BlazeFace by default, see `rar_keras.detectors`) or from boxes the caller
-gives; each face goes through `CropLandmarker` (cropped around its box with the
-model's own margin, the crop landmarks mapped back to the image).
+MediaPipe-style: an options object, result dataclasses, and an empty result (never None) when an
+image has no face. Faces come from a pluggable detector (the bundled YuNet by default, see
+`rar_keras.detectors`) or from boxes the caller gives; each face goes through `CropLandmarker`
+(cropped around its box with the model's own margin, the crop landmarks mapped back to the image).
+A detector's box is only roughly the face: the face is cropped a second time around the tight box
+of the first pass's landmarks (`refine_box`), as the benchmarks' ground-truth boxes are.
+
+A preset runs its shipped `.tflite` in LiteRT (no TensorFlow import); `runtime="keras"` runs the
+Keras model instead (every refinement stage, for research).
+
+Video: `running_mode="video"` and `detect_for_video(frame, timestamp_ms)` follow the faces from
+frame to frame (`rar_keras.inference.tracking`): no detector while a face is tracked, and landmarks
+smoothed by a One Euro filter.
 
 Example:
     >>> landmarker = FaceLandmarker.create(LandmarkerOptions(model="w300_mobile"))
     >>> result = landmarker.detect("photo.jpg")
     >>> for face in result.faces:
-    ...     print(face.box, face.landmarks.shape)
+    ...     print(face.box, face.landmarks.shape, face.visibility.min())
 """
 
 from __future__ import annotations
@@ -23,14 +31,21 @@ from typing import Iterable, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from datasets.errors import DataError
-from datasets.images import IMAGE_EXTENSIONS
+from datasets.images import IMAGE_EXTENSIONS, check_image_size, read_image, to_rgb_uint8
+from datasets.record import check_box, landmark_box
 from rar_keras.detectors.base import DEFAULT_SCORE_THRESHOLD, FaceDetector
 from rar_keras.detectors.factory import make_detector
+from rar_keras.inference.crop_landmarker import CropLandmarker
+from rar_keras.inference.crop_models import RUNTIMES, load_crop_model
+from rar_keras.inference.one_euro import OneEuroConfig
+from rar_keras.inference.tracking import FaceTracker
 
+RUNNING_MODES = ("image", "video")
 DEFAULT_PRESET = "w300_mobile"
-DEFAULT_DETECTOR = "blazeface"
+DEFAULT_DETECTOR = "yunet"
 DEFAULT_BATCH_SIZE = 16
 USER_BOX_SCORE = None      # a box given by the caller has no detector score
+COLOR_ORDERS = ("rgb", "bgr")
 
 ImageInput = Union[str, "os.PathLike[str]", np.ndarray]
 
@@ -41,33 +56,63 @@ class LandmarkerOptions:
 
     Args:
         model: a shipped preset name or folder, or a `.keras`, `.tflite` or `.onnx` file.
-        detector: "blazeface" (default), "blazeface:full", "blazeface:short",
-            "yunet:PATH" (a YuNet .onnx), or any object with
-            `detect(image) -> (boxes (N, 4), scores (N,))` in landmark-box convention.
+        detector: "yunet" (default, bundled), "yunet:PATH", "blazeface", "blazeface:full",
+            "blazeface:short", or any object with `detect(image) -> (boxes (N, 4), scores (N,))`
+            in landmark-box convention.
+        runtime: "auto" (a preset runs its `.tflite` in LiteRT; Keras for `with_steps`), "litert"
+            or "keras".
+        color_order: channel order of the arrays given to `detect`: "rgb" (the contract) or "bgr"
+            (what `cv2.imread` returns). Files are always read correctly.
+        refine_box: crop a detected face a second time around its first-pass landmarks.
         min_face_score: detections scoring lower are dropped.
+        min_quality: faces whose quality (when the model has a quality model) is lower are dropped.
         max_faces: keep at most this many faces per image, best scores first (None = all).
         batch_size: face crops per model call (and images per chunk in batch/directory use).
         with_steps: also return every refinement stage and the attention centres per face.
         flip_test: average each face's landmarks with those found on its mirror image (more
             accurate, twice the model's compute; off by default so that results match the
-            exported `.tflite` / `.onnx` files).
+            exported files run once).
+        running_mode: "image" (every call on its own) or "video" (`detect_for_video`: faces
+            followed from frame to frame).
+        smoothing: video mode's One Euro filter parameters; None for no smoothing.
+        min_tracking_quality: video mode drops a face whose quality falls below this.
+        redetect_every: video mode also runs the detector every this many frames (0: only when
+            no face is tracked).
     """
 
     model: str = DEFAULT_PRESET
     detector: Union[str, FaceDetector] = DEFAULT_DETECTOR
+    runtime: str = "auto"
+    color_order: str = "rgb"
+    refine_box: bool = True
     min_face_score: float = DEFAULT_SCORE_THRESHOLD
+    min_quality: float = 0.0
     max_faces: Optional[int] = None
     batch_size: int = DEFAULT_BATCH_SIZE
     with_steps: bool = False
     flip_test: bool = False
+    running_mode: str = "image"
+    smoothing: Optional[OneEuroConfig] = OneEuroConfig()
+    min_tracking_quality: float = 0.0
+    redetect_every: int = 0
 
     def __post_init__(self):
         if not 0.0 <= self.min_face_score <= 1.0:
             raise DataError(f"min_face_score must be in [0, 1], got {self.min_face_score}")
+        if not 0.0 <= self.min_quality <= 1.0:
+            raise DataError(f"min_quality must be in [0, 1], got {self.min_quality}")
         if self.max_faces is not None and self.max_faces < 1:
             raise DataError(f"max_faces must be a positive integer or None, got {self.max_faces}")
         if self.batch_size < 1:
             raise DataError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if self.runtime not in RUNTIMES:
+            raise DataError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        if self.color_order not in COLOR_ORDERS:
+            raise DataError(f"color_order must be one of {COLOR_ORDERS}, got {self.color_order!r}")
+        if self.running_mode not in RUNNING_MODES:
+            raise DataError(f"running_mode must be one of {RUNNING_MODES}, got {self.running_mode!r}")
+        if self.redetect_every < 0:
+            raise DataError(f"redetect_every must be >= 0, got {self.redetect_every}")
 
 
 @dataclasses.dataclass
@@ -81,6 +126,8 @@ class FaceLandmarks:
         scheme: landmark scheme name, e.g. "300w68".
         visibility: (L,) float32 probability that each landmark is visible (not hidden by an
             occluder), when the model predicts it; else None.
+        quality: how likely the landmarks are right, 0-1 (`rar_keras.inference.quality`), when the
+            model has a calibrated quality model; else None.
         steps: with `with_steps`: stage name ("detected", "step_0", ..., "step_T")
             -> (L, 2) image pixels; else None.
         attention: with `with_steps`: the landmark index attended at each step; else None.
@@ -91,14 +138,17 @@ class FaceLandmarks:
     score: Optional[float]
     scheme: str
     visibility: Optional[np.ndarray] = None
+    quality: Optional[float] = None
     steps: Optional[dict] = None
     attention: Optional[tuple] = None
 
     def to_dict(self) -> dict:
-        """JSON-ready: box, score, landmarks (and visibility, steps and attention when present)."""
+        """JSON-ready: box, score, landmarks (and visibility, quality, steps and attention when present)."""
         out = {"box": [round(float(v), 2) for v in self.box],
                "score": None if self.score is None else round(float(self.score), 4),
                "landmarks": np.round(self.landmarks.astype(np.float64), 2).tolist()}
+        if self.quality is not None:
+            out["quality"] = round(float(self.quality), 4)
         if self.visibility is not None:
             out["visibility"] = np.round(self.visibility.astype(np.float64), 3).tolist()
         if self.steps is not None:
@@ -130,19 +180,29 @@ class LandmarkerResult:
         return not self.faces
 
     def to_dict(self) -> dict:
-        """{"image", "size": [w, h], "scheme", "faces": [{"box", "score", "landmarks"}, ...]}."""
+        """{"image", "size": [w, h], "scheme", "faces": [{"box", "score", "landmarks", ...}, ...]}."""
         return {"image": self.image_path, "size": list(self.image_size), "scheme": self.scheme,
                 "faces": [face.to_dict() for face in self.faces]}
 
 
-def load_image(image: ImageInput, source: str = "image") -> tuple[np.ndarray, Optional[str]]:
-    """(RGB uint8 pixels, path or None) from a path or an array (grey, RGB or RGBA)."""
-    from datasets.images import check_image_size, read_image, to_rgb_uint8
+def load_image(image: ImageInput, source: str = "image", color_order: str = "rgb"
+               ) -> tuple[np.ndarray, Optional[str]]:
+    """(RGB uint8 pixels, path or None) from a path (EXIF orientation applied) or an array.
 
+    Args:
+        image: a file path, or a grey, RGB or RGBA array (BGR(A) with `color_order="bgr"`).
+        source: names the image in errors.
+        color_order: channel order of an array.
+    """
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
-        return read_image(path), path
-    pixels = to_rgb_uint8(np.asarray(image), source)
+        return read_image(path, orientation=True), path
+    if isinstance(image, (list, tuple)):
+        raise DataError(f"{source}: expected one image (a path or an (H, W, 3) array), got a "
+                        f"{type(image).__name__}; use detect_batch for several images")
+    if not isinstance(image, np.ndarray):
+        raise DataError(f"{source}: expected a path or an (H, W, 3) array, got {type(image).__name__}")
+    pixels = to_rgb_uint8(image, source, bgr=color_order == "bgr")
     check_image_size(pixels.shape[0], pixels.shape[1], source)
     return pixels, None
 
@@ -156,8 +216,6 @@ def image_files(folder) -> list[str]:
 
 
 def _user_boxes(boxes, image: np.ndarray, source: str) -> np.ndarray:
-    from datasets.record import check_box
-
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.size == 0:
         return np.zeros((0, 4), np.float32)
@@ -178,27 +236,25 @@ class FaceLandmarker:
         options: the `LandmarkerOptions` it was built from.
 
     Example:
-        >>> landmarker = FaceLandmarker.create(LandmarkerOptions(model="model.keras"))
+        >>> landmarker = FaceLandmarker.create(LandmarkerOptions(model="model.tflite"))
         >>> results = landmarker.detect_directory("photos/")
     """
 
     def __init__(self, crop_model, detector: FaceDetector, options: LandmarkerOptions):
-        from rar_keras.inference.crop_landmarker import CropLandmarker
-
         self.crop_model = crop_model
         self.faces = CropLandmarker(crop_model, batch_size=options.batch_size)
         self.detector = detector
         self.options = options
         self.scheme = crop_model.scheme.name
+        self.tracker = FaceTracker(options.smoothing, options.min_tracking_quality, options.redetect_every)
 
     @classmethod
     def create(cls, options: LandmarkerOptions | None = None) -> "FaceLandmarker":
         """Loads the model and the detector (DataError on a bad model, preset or detector)."""
         options = options or LandmarkerOptions()
-        from rar_keras.inference.crop_models import load_crop_model
-
+        runtime = "keras" if options.with_steps and options.runtime == "auto" else options.runtime
         detector = make_detector(options.detector, score_threshold=options.min_face_score)
-        crop_model = load_crop_model(options.model, options.batch_size, options.flip_test)
+        crop_model = load_crop_model(options.model, options.batch_size, options.flip_test, runtime=runtime)
         if options.with_steps and not hasattr(crop_model, "predict_steps"):
             raise DataError(f"model {options.model}: with_steps needs a Keras model (a preset or .keras file)")
         return cls(crop_model, detector, options)
@@ -206,7 +262,10 @@ class FaceLandmarker:
     # === Public API ===
 
     def detect(self, image: ImageInput, boxes=None) -> LandmarkerResult:
-        """The faces in one image (path or RGB array); `boxes` (4,) or (K, 4) skip the detector."""
+        """The faces in one image (path or array); `boxes` (4,) or (K, 4) skip the detector."""
+        if isinstance(image, (list, tuple)):
+            raise DataError(f"detect takes one image, got a {type(image).__name__} of {len(image)}; "
+                            "use detect_batch for several images")
         return self.detect_batch([image], None if boxes is None else [boxes])[0]
 
     def detect_batch(self, images: Sequence[ImageInput], boxes: Optional[Sequence] = None) -> list:
@@ -229,48 +288,104 @@ class FaceLandmarker:
             chunk_boxes = [None] * step if boxes is None else boxes[start:start + step]
             yield from self._run_chunk(images[start:start + step], chunk_boxes, start)
 
+    def detect_for_video(self, frame: ImageInput, timestamp_ms: float) -> LandmarkerResult:
+        """The faces in one video frame (`running_mode="video"`), frames given in time order.
+
+        Faces tracked from the previous frame are cropped around their previous landmarks (no
+        detector); the landmarks returned are smoothed over time. Call `reset()` between videos.
+        """
+        if self.options.running_mode != "video":
+            raise DataError("detect_for_video needs LandmarkerOptions(running_mode='video')")
+        last = self.tracker.last_timestamp_ms
+        if last is not None and timestamp_ms <= last:
+            raise DataError(f"timestamp_ms {timestamp_ms} is not after the previous frame's {last}")
+        pixels, path = load_image(frame, "frame", self.options.color_order)
+        if not self.tracker.needs_detection():
+            outputs = self._predict([pixels] * len(self.tracker.tracks), self.tracker.boxes())
+            kept = self.tracker.keep(outputs)
+            outputs = {k: v[kept] for k, v in outputs.items()}
+        if self.tracker.needs_detection():
+            outputs, _, scores = self.landmarks_in(pixels)
+            self.tracker.start(outputs, scores)
+        smoothed = self.tracker.smoothed(timestamp_ms)
+        boxes = self.tracker.boxes() if self.tracker.tracks else np.zeros((0, 4), np.float32)
+        faces = []
+        for i, (points, box, track) in enumerate(zip(smoothed, boxes, self.tracker.tracks)):
+            face = self._face(outputs, i, box, track.score)
+            face.landmarks = points
+            faces.append(face)
+        return LandmarkerResult(faces, path, (pixels.shape[1], pixels.shape[0]), self.scheme)
+
+    def reset(self) -> None:
+        """Forgets the faces followed in video mode (before a new video)."""
+        self.tracker.reset()
+
+    def landmarks_in(self, image: np.ndarray, boxes: Optional[np.ndarray] = None) -> tuple[dict, np.ndarray, list]:
+        """The product's path from an RGB image to landmarks: detect (unless `boxes` are given),
+        crop and predict, and for detected faces predict again around the first pass's landmarks.
+
+        Returns: (outputs {"landmarks": (K, L, 2), ...} in image pixels, the boxes (K, 4) the faces
+        were finally cropped around, the detector scores (None for given boxes)).
+        """
+        if boxes is not None:
+            found = _user_boxes(boxes, image, "boxes")
+            return self._predict([image] * len(found), found), found, [USER_BOX_SCORE] * len(found)
+        found, scores = self._detect(image)
+        outputs = self._predict([image] * len(found), found)
+        if self.options.refine_box and len(found):
+            found = np.stack([_refined_box(points, box, image.shape[:2])
+                              for points, box in zip(outputs["landmarks"], found)])
+            outputs = self._predict([image] * len(found), found)
+        return outputs, found, scores
+
     # === Internals ===
 
-    def _faces_of(self, image: np.ndarray, boxes, source: str) -> tuple[np.ndarray, list]:
-        if boxes is not None:
-            found = _user_boxes(boxes, image, source)
-            return found, [USER_BOX_SCORE] * len(found)
+    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, list]:
         found, scores = self.detector.detect(image)
-        keep = np.flatnonzero(np.asarray(scores) >= self.options.min_face_score)
-        keep = keep[np.argsort(-np.asarray(scores)[keep], kind="stable")][:self.options.max_faces]
-        return np.asarray(found, np.float32).reshape(-1, 4)[keep], [float(s) for s in np.asarray(scores)[keep]]
+        scores = np.asarray(scores)
+        keep = np.flatnonzero(scores >= self.options.min_face_score)
+        keep = keep[np.argsort(-scores[keep], kind="stable")][:self.options.max_faces]
+        return np.asarray(found, np.float32).reshape(-1, 4)[keep], [float(s) for s in scores[keep]]
 
     def _run_chunk(self, images: list, boxes: list, first_index: int) -> list:
-        loaded, face_images, face_boxes = [], [], []
+        results = []
         for offset, (image, image_boxes) in enumerate(zip(images, boxes)):
-            pixels, path = load_image(image, f"image {first_index + offset}")
-            found, scores = self._faces_of(pixels, image_boxes, path or f"image {first_index + offset}")
-            loaded.append((pixels, path, found, scores))
-            face_images += [pixels] * len(found)
-            face_boxes += list(found)
-        stages = self._predict(face_images, np.asarray(face_boxes, np.float32).reshape(-1, 4))
-        results, index = [], 0
-        for pixels, path, found, scores in loaded:
-            face_list = []
-            for box, score in zip(found, scores):
-                steps = {k: v[index] for k, v in stages.items() if k.startswith("step_") or k == "detected"}
-                attention = tuple(int(a) for a in stages["attention"][index]) if "attention" in stages else None
-                visibility = stages["visibility"][index].astype(np.float32) if "visibility" in stages else None
-                face_list.append(FaceLandmarks(
-                    landmarks=stages["landmarks"][index].astype(np.float32), box=np.asarray(box, np.float32),
-                    score=score, scheme=self.scheme, visibility=visibility,
-                    steps=steps if self.options.with_steps else None,
-                    attention=attention if self.options.with_steps else None))
-                index += 1
-            results.append(LandmarkerResult(face_list, path, (pixels.shape[1], pixels.shape[0]), self.scheme))
+            source = f"image {first_index + offset}"
+            pixels, path = load_image(image, source, self.options.color_order)
+            outputs, found, scores = self.landmarks_in(pixels, None if image_boxes is None else
+                                                       _user_boxes(image_boxes, pixels, path or source))
+            faces = [self._face(outputs, i, box, score) for i, (box, score) in enumerate(zip(found, scores))]
+            faces = [f for f in faces if f.quality is None or f.quality >= self.options.min_quality]
+            results.append(LandmarkerResult(faces, path, (pixels.shape[1], pixels.shape[0]), self.scheme))
         return results
 
+    def _face(self, outputs: dict, index: int, box, score) -> FaceLandmarks:
+        steps = {k: v[index] for k, v in outputs.items() if k.startswith("step_") or k == "detected"}
+        attention = tuple(int(a) for a in outputs["attention"][index]) if "attention" in outputs else None
+        visibility = outputs["visibility"][index].astype(np.float32) if "visibility" in outputs else None
+        quality = float(outputs["quality"][index]) if "quality" in outputs else None
+        return FaceLandmarks(landmarks=outputs["landmarks"][index].astype(np.float32),
+                             box=np.asarray(box, np.float32), score=score, scheme=self.scheme,
+                             visibility=visibility, quality=quality,
+                             steps=steps if self.options.with_steps else None,
+                             attention=attention if self.options.with_steps else None)
+
     def _predict(self, images: list, boxes: np.ndarray) -> dict:
-        """{"landmarks": (N, L, 2) image pixels} plus, with `with_steps`, every stage and "attention"."""
+        """{"landmarks": (N, L, 2) image pixels, ...} plus, with `with_steps`, every stage."""
         if not images:
-            return {}
+            return {"landmarks": np.zeros((0, self.crop_model.scheme.num_points, 2), np.float32)}
         if not self.options.with_steps:
             return self.faces.predict_outputs(images, boxes)
         stages = self.faces.predict_steps(images, boxes)
         last = max((k for k in stages if k.startswith("step_")), key=lambda k: int(k.split("_")[1]))
         return {**stages, "landmarks": stages[last]}
+
+
+def _refined_box(points: np.ndarray, box: np.ndarray, image_hw) -> np.ndarray:
+    """The tight box of a first pass's landmarks, or the detector's `box` when those landmarks
+    give no usable box (a degenerate shape, or one off the image)."""
+    refined = landmark_box(points).astype(np.float32)
+    try:
+        return check_box(refined, image_hw, "refined box")
+    except DataError:
+        return np.asarray(box, np.float32)

@@ -8,6 +8,7 @@ import numpy as np
 
 from datasets.errors import DataError
 from datasets.schemes import get_scheme
+from rar_keras.inference.flip_test import flip_averaged
 from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
 
 # What an exported file gives too (export.graph.OUTPUT_NAMES).
@@ -21,6 +22,7 @@ def load_model(spec, argument: str = "model"):
     file, a corrupt file or a model of another class gives a DataError naming it.
     """
     resolved = resolve_model_spec(spec, (PRESET, KERAS), argument)
+    # TensorFlow loads here, once the spec is known to name a Keras model.
     from rar_keras.models.rar_landmarker import RARLandmarker
 
     if resolved.kind == PRESET:
@@ -63,6 +65,7 @@ class KerasCropModel:
         self.input_size = model.config.input_size
         self.margin = model.config.margin
         self.scheme = get_scheme(model.config.scheme)
+        self.quality = None             # a preset's `QualityModel`, set by `load_crop_model`
 
     def _outputs(self, crops, init_mode=None):
         crops = np.asarray(crops, np.float32)
@@ -75,7 +78,6 @@ class KerasCropModel:
     def _flip_averaged(self, predict, crops):
         if not self.flip_test:
             return predict(crops)
-        from rar_keras.inference.flip_test import flip_averaged
 
         return flip_averaged(predict, crops, self.scheme, self.input_size)
 

@@ -23,7 +23,10 @@ import numpy as np
 from datasets.errors import DataError
 from datasets.geometry import DEFAULT_MARGIN
 from datasets.schemes import SCHEMES, LandmarkScheme, scheme_for_count
-from rar_keras.inference.contract import tflite_metadata_entries
+from rar_keras.inference.contract import read_contract, tflite_metadata_entries
+from rar_keras.inference.flip_test import FlipAveraged
+from rar_keras.inference.quality import QualityModel
+from rar_keras.utils.quiet import litert_interpreter
 
 LANDMARKS_OUTPUT = "landmarks"
 # The outputs of an exported RAR model (export.graph.OUTPUT_NAMES); a foreign file may have only landmarks.
@@ -43,6 +46,7 @@ class CropModel:
         num_points: L.
         margin: the margin stored in the file, or None.
         scheme: the landmark scheme stored in the file, else the one with L points (None if none).
+        quality: the per-face quality model stored in the file's contract, if any.
     """
 
     outputs_fn: Callable[[np.ndarray], dict]
@@ -50,6 +54,7 @@ class CropModel:
     num_points: int
     margin: Optional[float]
     scheme: Optional[LandmarkScheme] = None
+    quality: Optional[QualityModel] = None
 
     def predict(self, crops) -> dict:
         return self.outputs_fn(crops)
@@ -147,11 +152,8 @@ def _named_outputs(details: list[dict], name_of) -> dict[str, dict]:
 
 def load_tflite(path: str, num_threads: Optional[int] = None) -> CropModel:
     """Loads a .tflite crop model with LiteRT; runs it one crop at a time."""
-    from ai_edge_litert.interpreter import Interpreter
-
     try:
-        interpreter = Interpreter(model_path=path, num_threads=num_threads)
-        interpreter.allocate_tensors()
+        interpreter = litert_interpreter(path, num_threads)
     except (ValueError, RuntimeError) as err:
         raise DataError(f"{path}: not a loadable TFLite model ({err})") from None
     (input_detail, *_) = interpreter.get_input_details()
@@ -185,6 +187,7 @@ _ONNX_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(f
 
 def load_onnx(path: str) -> CropModel:
     """Loads an .onnx crop model with onnxruntime (CPU); batches when the batch axis is free."""
+    # onnxruntime loads only for .onnx files, off the LiteRT path.
     import onnxruntime as ort
 
     try:
@@ -234,13 +237,15 @@ def load_runtime(path, flip_test: bool = False) -> CropModel:
     """
     path = str(path)
     loaded = load_tflite(path) if path.lower().endswith(".tflite") else load_onnx(path)
+    stored = read_contract(path).get("quality")
+    if stored:
+        loaded.quality = QualityModel.from_dict(stored, f"{path} (contract)")
     if loaded.margin is None:
         loaded.margin = DEFAULT_MARGIN
     if flip_test:
         if loaded.scheme is None:
             raise DataError(f"{path}: the flip test needs the landmark scheme, which the file does not "
                             f"store and its {loaded.num_points} landmarks do not identify")
-        from rar_keras.inference.flip_test import FlipAveraged
 
         loaded.outputs_fn = FlipAveraged(loaded.outputs_fn, loaded.scheme, loaded.input_size)
     return loaded

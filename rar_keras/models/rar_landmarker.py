@@ -7,11 +7,13 @@ import numpy as np
 import tensorflow as tf
 
 from datasets.schemes import get_scheme
-from rar_keras.backbones import build_backbone
+from rar_keras.backbones.factory import build_backbone
 from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, RobustShapeInit, VisibilityHead
 from rar_keras.layers.coordinates import shape_scale
 from rar_keras.models import graph_metrics, losses
 from rar_keras.models.config import STAGES, RARConfig, TrainingConfig
+from rar_keras.models.shape_bank import build_shape_bank
+from rar_keras.presets import load_preset
 from rar_keras.training import distribute
 
 LOSS_NAMES = ("loss", "heatmap_loss", "visibility_loss", "refine_loss", "policy_loss", "value_loss")
@@ -80,8 +82,6 @@ class RARLandmarker(keras.Model):
 
     def fit_shape_bank(self, crop_landmarks: np.ndarray, seed: int = 0):
         """Builds the shape bank and basis from training landmarks in crop pixels, stores them; returns them."""
-        from rar_keras.models.shape_bank import build_shape_bank
-
         bank = build_shape_bank(crop_landmarks, self.config.bank_size, self.config.shape_components, seed=seed)
         self.set_shape_bank(bank)
         return bank
@@ -236,8 +236,6 @@ class RARLandmarker(keras.Model):
     @classmethod
     def from_preset(cls, name: str) -> "RARLandmarker":
         """Loads a shipped preset (see `rar_keras.presets.list_presets`) or a preset folder, offline."""
-        from rar_keras.presets import load_preset
-
         return load_preset(name, cls)
 
     # === Serialisation ===

@@ -11,6 +11,7 @@ up by its registered name among the classes already imported.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 
@@ -21,8 +22,14 @@ from rar_keras.utils.atomic import write_atomically, write_bytes_atomically
 
 PRESETS_DIR = pathlib.Path(__file__).resolve().parent
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "weights.npz"
+TFLITE_FILE = "model.tflite"    # the LiteRT file of the same weights, made by `python -m export`
 FORMAT_VERSION = 2
 HALF_PRECISION_MIN_SIZE = 4096  # trainable float32 arrays at least this large are stored in float16
+
+
+def weights_digest(folder) -> str:
+    """SHA-256 of a preset's weights file: an exported file records it, so a stale one can be told."""
+    return hashlib.sha256((pathlib.Path(folder) / WEIGHTS_FILE).read_bytes()).hexdigest()
 
 
 def list_presets() -> list[str]:
@@ -60,6 +67,7 @@ def read_preset_config(name_or_path) -> dict:
 
 def save_preset(model, folder) -> pathlib.Path:
     """Writes a built model (e.g. a `RARLandmarker`) as a preset folder, each file atomically."""
+    # TensorFlow loads only to save or build a model: listing presets stays light.
     import keras
 
     from rar_keras.utils.weight_paths import weights_by_path
@@ -91,6 +99,7 @@ def load_preset(name_or_path, cls=None):
     Raises:
         DataError: naming the file and the weight or field that is wrong.
     """
+    # TensorFlow loads only to save or build a model: listing presets stays light.
     import keras
 
     from rar_keras.utils.weight_paths import assign_by_path

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import keras
 
+from datasets.errors import DataError
 from rar_keras.utils.atomic import write_atomically, write_bytes_atomically
 
 
@@ -73,8 +75,6 @@ def resume_epoch(backup_dir) -> int:
 
     Read before `fit`, so that the input pipeline can start at the same place.
     """
-    import json
-
     backup_dir = pathlib.Path(backup_dir)
     weights, metadata = backup_dir / BACKUP_WEIGHTS, backup_dir / BACKUP_METADATA
     if not (weights.is_file() and metadata.is_file()):
@@ -82,8 +82,6 @@ def resume_epoch(backup_dir) -> int:
     try:
         return int(json.loads(metadata.read_text())["epoch"])
     except (ValueError, KeyError, TypeError) as error:
-        from datasets.errors import DataError
-
         raise DataError(f"{metadata}: unreadable training backup ({error}); delete {backup_dir} "
                         "to train from the start") from None
 
@@ -112,10 +110,6 @@ class ResumeState(keras.callbacks.Callback):
         self.backup_dir, self.expected_epoch = pathlib.Path(backup_dir), int(expected_epoch)
 
     def on_train_begin(self, logs=None):
-        import json
-
-        from datasets.errors import DataError
-
         restored = int(getattr(self.model, "_initial_epoch", None) or 0)
         if restored != self.expected_epoch:
             raise DataError(f"{self.backup_dir}: the backup resumed at epoch {restored} but its metadata "
@@ -133,8 +127,6 @@ class ResumeState(keras.callbacks.Callback):
                 variable.assign(saved["states"][name])
 
     def on_epoch_end(self, epoch, logs=None):
-        import json
-
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         states = {name: [int(x) for x in variable.numpy()] for name, variable in _seed_states(self.model).items()}
         write_bytes_atomically(self.backup_dir / SEED_STATE_FILE,

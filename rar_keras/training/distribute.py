@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 
 import tensorflow as tf
 
@@ -52,8 +53,6 @@ def output_path(out, name: str):
     Every worker saves (saving may read variables with collective ops, so all must
     take part); only the chief's file is the result, the others are for checks.
     """
-    import pathlib
-
     out = pathlib.Path(out)
     return out / name if is_chief() else out / f"worker_{task_index()}" / name
 
@@ -93,7 +92,5 @@ def logs_for_reduction(logs: dict) -> dict:
 
 def backup_dir(out):
     """(3) This worker's BackupAndRestore directory: OUT/backup on the chief, OUT/backup_worker_<i> else."""
-    import pathlib
-
     out = pathlib.Path(out)
     return out / "backup" if is_chief() else out / f"backup_worker_{task_index()}"

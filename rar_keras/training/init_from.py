@@ -7,6 +7,9 @@ from typing import Sequence
 import numpy as np
 
 from datasets.errors import DataError
+from rar_keras.inference.keras_model import load_model
+from rar_keras.inference.model_spec import PRESET
+from rar_keras.presets.loader import WEIGHTS_FILE
 from rar_keras.utils.weight_paths import assign_by_path, weights_by_path
 
 
@@ -16,17 +19,12 @@ def source_weights(spec, only: Sequence[str] = ()) -> dict[str, np.ndarray]:
     With `only`, a preset's weights are read straight from its `weights.npz`, so the source need
     not be buildable by this version (e.g. the backbone of a model whose head has changed).
     """
-    from rar_keras.inference.model_spec import PRESET
-
     if only and spec.kind == PRESET:
-        from rar_keras.presets.loader import WEIGHTS_FILE
-
         try:
             with np.load(spec.path / WEIGHTS_FILE, allow_pickle=False) as stored:
                 return {key: stored[key] for key in stored.files}
         except (OSError, ValueError) as error:
             raise DataError(f"--init-from {spec.text}: cannot read {spec.path / WEIGHTS_FILE}: {error}") from None
-    from rar_keras.inference.keras_model import load_model
 
     source = load_model(spec.text, "--init-from")
     return {path: weight.numpy() for path, weight in weights_by_path(source).items()}

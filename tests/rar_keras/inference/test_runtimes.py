@@ -71,8 +71,8 @@ def test_right_input_runs(loaded):
     model, _ = loaded
     assert (model.input_size, model.num_points) == (SIZE, POINTS)
     crops = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
-    np.testing.assert_allclose(model.crop_fn(crops), expected(crops), atol=1e-4)
-    np.testing.assert_allclose(model.crop_fn(crops.astype(np.float32)), expected(crops), atol=1e-4)
+    np.testing.assert_allclose(model(crops), expected(crops), atol=1e-4)
+    np.testing.assert_allclose(model(crops.astype(np.float32)), expected(crops), atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(2, 16, 16, 3), (SIZE, SIZE, 3), (2, 3, SIZE, SIZE), (2, SIZE, SIZE, 4),
@@ -80,7 +80,7 @@ def test_right_input_runs(loaded):
 def test_wrong_shape_is_refused(loaded, shape):
     model, path = loaded
     with pytest.raises(DataError) as info:
-        model.crop_fn(np.zeros(shape, np.uint8))
+        model(np.zeros(shape, np.uint8))
     message = str(info.value)
     assert path in message and f"(N, {SIZE}, {SIZE}, 3)" in message and str(shape) in message
 
@@ -89,7 +89,7 @@ def test_wrong_shape_is_refused(loaded, shape):
 def test_wrong_dtype_is_refused(loaded, dtype):
     model, path = loaded
     with pytest.raises(DataError) as info:
-        model.crop_fn(np.zeros((1, SIZE, SIZE, 3), dtype))
+        model(np.zeros((1, SIZE, SIZE, 3), dtype))
     assert path in str(info.value) and "uint8 or float" in str(info.value)
 
 
@@ -98,4 +98,4 @@ def test_non_finite_pixels_are_refused(loaded):
     crops = np.zeros((1, SIZE, SIZE, 3), np.float32)
     crops[0, 3, 4, 1] = np.nan
     with pytest.raises(DataError, match="NaN"):
-        model.crop_fn(crops)
+        model(crops)

