@@ -1,17 +1,21 @@
 """`python -m rar_keras.make_preset MODEL FOLDER`: a trained model as a preset folder.
 
 The folder (config.json + weights.npz by layer path) is what `rar_keras/presets/<name>/`
-ships; `--init-mode` records the start-shape mode chosen on validation faces.
+ships; `--init-mode` and `--set` record inference settings chosen on validation faces (the start
+mode, the robust fit's residual scale, the number of refinement steps: whatever leaves the
+weights as they are).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from datasets.errors import DataError
 from rar_keras.inference.keras_model import load_model
 from rar_keras.presets import save_preset
+from rar_keras.utils.quiet import import_tensorflow
 
 
 def main(argv=None) -> int:
@@ -19,23 +23,57 @@ def main(argv=None) -> int:
     parser.add_argument("model", help="a trained .keras file or a preset")
     parser.add_argument("folder", help="the preset folder to write, e.g. rar_keras/presets/w300_mobile")
     parser.add_argument("--init-mode", help="start-shape mode stored in the preset's config")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="architecture fields that keep the weights, e.g. robust_scale=0.15 steps=2")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
     try:
+        import_tensorflow(args.verbose)
         # TensorFlow loads only once the arguments are parsed.
         from rar_keras.layers.robust_init import INIT_MODES
 
         model = load_model(args.model)
-        if args.init_mode:
-            if args.init_mode not in INIT_MODES:
-                raise DataError(f"--init-mode {args.init_mode!r}: expected one of {INIT_MODES}")
-            model.init_mode = args.init_mode
-            model.config = model.config.replace(init_mode=args.init_mode)
+        if args.init_mode and args.init_mode not in INIT_MODES:
+            raise DataError(f"--init-mode {args.init_mode!r}: expected one of {INIT_MODES}")
+        changes = parse_settings(args.set) | ({"init_mode": args.init_mode} if args.init_mode else {})
+        if changes:
+            model = with_settings(model, changes)
         folder = save_preset(model, args.folder)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {folder} (init mode {model.init_mode})")
     return 0
+
+
+def parse_settings(items) -> dict:
+    """KEY=VALUE pairs, values parsed as JSON when they can be."""
+    settings = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise DataError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            settings[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key] = raw
+    return settings
+
+
+def with_settings(model, changes: dict):
+    """A copy of `model` whose config has `changes`, with the same weights (a DataError if they no longer fit)."""
+    try:
+        config = model.config.replace(**changes)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"--set: {error}") from None
+    # TensorFlow is loaded by now (the model).
+    from rar_keras.utils.weight_paths import assign_by_path, weights_by_path
+
+    clone = type(model)(config)
+    clone.build_for_inference()
+    arrays = {path: weight.numpy() for path, weight in weights_by_path(model).items()}
+    assign_by_path(clone, arrays, "the trained model")
+    return clone
 
 
 if __name__ == "__main__":
