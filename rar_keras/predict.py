@@ -7,14 +7,16 @@ Without --out, one JSON document per image is printed to stdout (one per line)
 and nothing is written. With --out, each image gets DIR/<name>.json and an
 overlay DIR/<name>.png (landmarks in red, occluded ones as orange rings), each
 written atomically. An image without a face gives an empty "faces" list, not an
-error. A file that cannot be read is named on stderr with the reason and the
-run goes on with the next one; the exit code is then 1. Errors in the command
-itself (bad --box, unknown model) print one line on stderr and exit 2.
+error. Among several files, one that cannot be read (or whose --box does not
+fit it) is named on stderr with the reason and the run goes on with the next
+one; the exit code is then 1. Errors in the command itself (bad --box, unknown
+model), or a single input file that fails, print one line on stderr and exit 2.
 
 A video (.mp4, .avi, .mov, ...) gives DIR/<name>.jsonl, one line per frame
 ({"frame", "timestamp_ms", "faces"}), and DIR/<name>.mp4 with the overlay. In
 video mode (the default) faces are followed from frame to frame and their
-landmarks smoothed; --mode image treats every frame on its own.
+landmarks smoothed; --mode image treats every frame on its own. --box stands in
+for the detector (in video mode, wherever the detector would run).
 
 A preset runs its shipped .tflite in LiteRT: no TensorFlow is loaded unless
 --runtime keras asks for the Keras model.
@@ -161,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     used: set = set()
     failed = []
     if videos:
-        failed += run_videos(args, videos, out, extra)
+        failed += run_videos(args, videos, out, extra, boxes)
     for path in tqdm(paths, unit="image", disable=len(paths) <= 1, file=sys.stderr):
         try:
             result = landmarker.detect(path, boxes=boxes)
@@ -173,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
             failed.append(path)
             tqdm.write(f"error: {error}", file=sys.stderr)
     total = len(paths) + len(videos)
+    if total == 1 and failed:             # the one file asked for: a user error, said once above
+        return EXIT_USER_ERROR
     if out is not None:
         print(f"wrote {total - len(failed)} result(s) to {out}", file=sys.stderr)
     if failed:
@@ -181,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_videos(args, videos: list, out: Optional[pathlib.Path], extra: dict) -> list:
+def run_videos(args, videos: list, out: Optional[pathlib.Path], extra: dict, boxes=None) -> list:
     """Every video through the landmarker (video mode unless --mode image); returns the failed ones."""
     landmarker = FaceLandmarker.create(LandmarkerOptions(
         model=args.model, detector=args.detector, runtime=args.runtime, flip_test=args.flip,
@@ -191,7 +195,7 @@ def run_videos(args, videos: list, out: Optional[pathlib.Path], extra: dict) -> 
         try:
             frames = predict_video(landmarker, path, out, draw_faces, video_mode=args.mode == "video",
                                    progress=lambda items, **kw: tqdm(items, file=sys.stderr, desc=path, **kw),
-                                   emit=lambda line: print(line, flush=True))
+                                   emit=lambda line: print(line, flush=True), boxes=boxes)
             print(f"{path}: {frames} frames", file=sys.stderr)
         except (DataError, OSError) as error:
             failed.append(path)

@@ -274,6 +274,7 @@ def test_train_cli_rejects_too_large_a_batch(assets, tmp_path):
     assert_user_error(run, "batch_size 8", "3")
 
 
+@pytest.mark.slow
 def test_train_cli_trains_on_grey_rgba_and_16_bit_images(inputs, tmp_path):
     run = run_cli(*train_args(inputs["converted"].data, tmp_path / "out"))
     assert_ok(run)

@@ -38,6 +38,7 @@ from rar_keras.detectors.factory import make_detector
 from rar_keras.inference.crop_landmarker import CropLandmarker
 from rar_keras.inference.crop_models import RUNTIMES, load_crop_model
 from rar_keras.inference.one_euro import OneEuroConfig
+from rar_keras.inference.stabilizer import SHAPE_SMOOTHING
 from rar_keras.inference.tracking import FaceTracker
 
 RUNNING_MODES = ("image", "video")
@@ -74,7 +75,8 @@ class LandmarkerOptions:
             exported files run once).
         running_mode: "image" (every call on its own) or "video" (`detect_for_video`: faces
             followed from frame to frame).
-        smoothing: video mode's One Euro filter parameters; None for no smoothing.
+        smoothing: video mode's One Euro filter of the landmarks in the face's own frame
+            (`inference.stabilizer`); None for no smoothing.
         min_tracking_quality: video mode drops a face whose quality falls below this.
         redetect_every: video mode also runs the detector every this many frames (0: only when
             no face is tracked).
@@ -92,7 +94,7 @@ class LandmarkerOptions:
     with_steps: bool = False
     flip_test: bool = False
     running_mode: str = "image"
-    smoothing: Optional[OneEuroConfig] = OneEuroConfig()
+    smoothing: Optional[OneEuroConfig] = SHAPE_SMOOTHING
     min_tracking_quality: float = 0.0
     redetect_every: int = 0
 
@@ -288,11 +290,12 @@ class FaceLandmarker:
             chunk_boxes = [None] * step if boxes is None else boxes[start:start + step]
             yield from self._run_chunk(images[start:start + step], chunk_boxes, start)
 
-    def detect_for_video(self, frame: ImageInput, timestamp_ms: float) -> LandmarkerResult:
+    def detect_for_video(self, frame: ImageInput, timestamp_ms: float, boxes=None) -> LandmarkerResult:
         """The faces in one video frame (`running_mode="video"`), frames given in time order.
 
         Faces tracked from the previous frame are cropped around their previous landmarks (no
         detector); the landmarks returned are smoothed over time. Call `reset()` between videos.
+        `boxes` ((K, 4) image pixels) stand in for the detector whenever it would run.
         """
         if self.options.running_mode != "video":
             raise DataError("detect_for_video needs LandmarkerOptions(running_mode='video')")
@@ -305,7 +308,7 @@ class FaceLandmarker:
             kept = self.tracker.keep(outputs)
             outputs = {k: v[kept] for k, v in outputs.items()}
         if self.tracker.needs_detection():
-            outputs, _, scores = self.landmarks_in(pixels)
+            outputs, _, scores = self.landmarks_in(pixels, boxes)
             self.tracker.start(outputs, scores)
         smoothed = self.tracker.smoothed(timestamp_ms)
         boxes = self.tracker.boxes() if self.tracker.tracks else np.zeros((0, 4), np.float32)

@@ -6,7 +6,8 @@ every frame, and steadier, since the crop follows the face rather than a detecto
 is dropped when the face is lost: its quality (when the model has a calibrated one) falls under
 `min_quality`, or its new landmark box barely overlaps the previous one. With no track left, the
 detector runs again (`redetect_every` also re-runs it periodically, to pick up new faces). The
-output landmarks are smoothed per track by a One Euro filter.
+output landmarks are smoothed per track in the face's own frame (`inference.stabilizer`): the
+head's motion passes through, the shape goes through a One Euro filter.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 
 from datasets.record import landmark_box
 from rar_keras.detectors.base import box_iou
-from rar_keras.inference.one_euro import OneEuroConfig, OneEuroFilter
+from rar_keras.inference.one_euro import OneEuroConfig
+from rar_keras.inference.stabilizer import SHAPE_SMOOTHING, ShapeStabilizer
 
 MIN_BOX_OVERLAP = 0.3      # a new landmark box overlapping the previous one less than this: the face is lost
 
@@ -29,12 +31,12 @@ class Track:
 
     Args:
         landmarks: the last unsmoothed landmarks (L, 2), image pixels: the next crop comes from them.
-        smoother: its One Euro filter.
+        smoother: its stabilizer.
         score: the detector's score when the track started.
     """
 
     landmarks: np.ndarray
-    smoother: OneEuroFilter
+    smoother: ShapeStabilizer
     score: Optional[float]
 
 
@@ -42,13 +44,13 @@ class FaceTracker:
     """The state of video mode (see the module notes); `FaceLandmarker.detect_for_video` drives it.
 
     Args:
-        smoothing: One Euro parameters (their `scale` is set per track to the face's size), or None
-            for no smoothing.
+        smoothing: the One Euro parameters of the shape filter (`inference.stabilizer`), or None for
+            no smoothing.
         min_quality: faces whose quality falls below this are lost (when quality is known).
         redetect_every: also run the detector every this many frames (0: only when no face is tracked).
     """
 
-    def __init__(self, smoothing: Optional[OneEuroConfig] = OneEuroConfig(), min_quality: float = 0.0,
+    def __init__(self, smoothing: Optional[OneEuroConfig] = SHAPE_SMOOTHING, min_quality: float = 0.0,
                  redetect_every: int = 0):
         self.smoothing, self.min_quality, self.redetect_every = smoothing, min_quality, redetect_every
         self.tracks: list[Track] = []
@@ -70,7 +72,7 @@ class FaceTracker:
 
     def start(self, outputs: dict, scores: list) -> None:
         """New tracks from a detection pass (replacing the old ones)."""
-        self.tracks = [Track(points, self._smoother(points), score)
+        self.tracks = [Track(points, ShapeStabilizer(self.smoothing or SHAPE_SMOOTHING), score)
                        for points, score in zip(outputs["landmarks"], scores)]
 
     def keep(self, outputs: dict) -> np.ndarray:
@@ -93,8 +95,3 @@ class FaceTracker:
         if self.smoothing is None:
             return [t.landmarks for t in self.tracks]
         return [t.smoother(t.landmarks, timestamp_ms / 1000.0).astype(np.float32) for t in self.tracks]
-
-    def _smoother(self, points: np.ndarray) -> OneEuroFilter:
-        size = float(np.linalg.norm(points.max(0) - points.min(0)))
-        config = self.smoothing or OneEuroConfig()
-        return OneEuroFilter(dataclasses.replace(config, scale=max(size, 1.0)))

@@ -55,7 +55,7 @@ def read_frames(path) -> tuple[Iterator[tuple[int, float, np.ndarray]], int, flo
 
 
 def predict_video(landmarker, path, out: Optional[pathlib.Path], draw: Callable, video_mode: bool = True,
-                  progress=lambda items, **_: items, emit=print) -> int:
+                  progress=lambda items, **_: items, emit=print, boxes=None) -> int:
     """Runs `landmarker` on every frame; returns the number of frames.
 
     Args:
@@ -66,16 +66,19 @@ def predict_video(landmarker, path, out: Optional[pathlib.Path], draw: Callable,
         video_mode: follow faces from frame to frame (`detect_for_video`), else every frame on its own.
         progress: wraps the frame iterator (a progress bar).
         emit: where JSON lines go when `out` is None.
+        boxes: (K, 4) face boxes in image pixels instead of the detector (video mode: wherever the
+            detector would run; image mode: every frame).
     """
     frames, count, fps = read_frames(path)
     stem = pathlib.Path(path).stem
-    lines, writer, done = [], None, 0
+    lines, writer, done, size = [], None, 0, None
     tmp_video = None
     if video_mode:
         landmarker.reset()
     try:
         for index, timestamp, frame in progress(frames, total=count or None, unit="frame"):
-            result = landmarker.detect_for_video(frame, timestamp) if video_mode else landmarker.detect(frame)
+            result = (landmarker.detect_for_video(frame, timestamp, boxes=boxes) if video_mode
+                      else landmarker.detect(frame, boxes=boxes))
             done += 1
             line = json.dumps({"frame": index, "timestamp_ms": round(timestamp, 3),
                                "faces": [face.to_dict() for face in result.faces]})
@@ -83,12 +86,15 @@ def predict_video(landmarker, path, out: Optional[pathlib.Path], draw: Callable,
                 emit(line)
                 continue
             lines.append(line)
+            overlay = draw(frame, result)
             if writer is None:
                 handle, tmp_video = tempfile.mkstemp(dir=out, prefix=f".{stem}.", suffix=".mp4")
                 os.close(handle)
-                writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*OUTPUT_FOURCC), fps,
-                                         (frame.shape[1], frame.shape[0]))
-            writer.write(cv2.cvtColor(draw(frame, result), cv2.COLOR_RGB2BGR))
+                size = (overlay.shape[1], overlay.shape[0])
+                writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*OUTPUT_FOURCC), fps, size)
+            if (overlay.shape[1], overlay.shape[0]) != size:   # overlays of small frames are enlarged
+                overlay = cv2.resize(overlay, size, interpolation=cv2.INTER_AREA)
+            writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
         if out is not None:
             write_atomically(out / f"{stem}.jsonl",
                              lambda tmp: pathlib.Path(tmp).write_text("\n".join(lines) + ("\n" if lines else "")))

