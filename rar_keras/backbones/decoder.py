@@ -57,6 +57,18 @@ class LandmarkDecoder(keras.layers.Layer):
                 "momentum": self.momentum}
 
 
+def encode_and_decode(x, stages, decoder: LandmarkDecoder, training=None) -> dict:
+    """The encoder `stages` from the stem's output `x`, then `decoder` on the last stage and the
+    skips of the third and second: {"features", "heatmaps"} at stride 4 and "fine_features", the
+    first stage's stride-2 output (what the refiner samples)."""
+    skips = []
+    for stage in stages:
+        x = stage(x, training=training)
+        skips.append(x)
+    features, heatmaps = decoder(x, skips[2], skips[1], training=training)
+    return {"features": features, "heatmaps": heatmaps, "fine_features": skips[0]}
+
+
 def _upsampler(channels: int, decoder: str) -> keras.layers.Layer:
     """x2 upsampling to `channels`: a 4x4 transposed conv, or 1x1 conv + bilinear + depthwise 3x3."""
     if decoder == "transposed":

@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from rar_keras.backbones.blocks import InvertedResidual
-from rar_keras.backbones.decoder import LandmarkDecoder
+from rar_keras.backbones.decoder import LandmarkDecoder, encode_and_decode
 
 # EfficientNet-Lite0 stages up to stride 16: (expansion, kernel, stride, channels, repeats). The
 # stages after them (stride 32, 192 and 320 channels) and the 1280-channel head are left out.
@@ -61,12 +61,7 @@ class EfficientNetLiteBackbone(keras.Model):
 
     def call(self, images, training=None):
         x = self.stem((images - PIXEL_MEAN) / PIXEL_SCALE, training=training)
-        skips = []
-        for stage in self.stages:
-            x = stage(x, training=training)
-            skips.append(x)
-        features, heatmaps = self.decoder(x, skips[2], skips[1], training=training)
-        return {"features": features, "heatmaps": heatmaps, "fine_features": skips[0]}
+        return encode_and_decode(x, self.stages, self.decoder, training)
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks,

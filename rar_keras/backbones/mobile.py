@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from rar_keras.backbones.blocks import InvertedResidual, conv_bn_relu, scaled
-from rar_keras.backbones.decoder import DECODERS, LandmarkDecoder
+from rar_keras.backbones.decoder import DECODERS, LandmarkDecoder, encode_and_decode
 
 # (channels, stride, repeats) of the encoder stages after the stem.
 ENCODER_STAGES = ((16, 1, 1), (24, 2, 2), (32, 2, 3), (64, 2, 3), (96, 1, 2))
@@ -58,12 +58,7 @@ class MobileBackbone(keras.Model):
 
     def call(self, images, training=None):
         x = self.stem(images / PIXEL_SCALE - 1.0, training=training)
-        skips = []
-        for stage in self.stages:
-            x = stage(x, training=training)
-            skips.append(x)
-        features, heatmaps = self.decoder(x, skips[2], skips[1], training=training)
-        return {"features": features, "heatmaps": heatmaps, "fine_features": skips[0]}
+        return encode_and_decode(x, self.stages, self.decoder, training)
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks,

@@ -2,23 +2,14 @@
 
 import csv
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-from tests.paths import REPO
+from tests.cli import run_module as run_cli
+
 METRIC_KEYS = {"nme_ip", "nme_io", "fr_8", "fr_10", "auc_8", "auc_10", "num_faces", "box_protocol", "model",
                "fr_normalizer"}
 HELEN_TEST_FACES = 330
-
-
-def run_cli(module: str, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,14 @@
 """`python -m eval.study` end to end with the shipped preset on the bundled faces and an occluded copy."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.paths import REPO
+from tests.cli import run_module as _run
 
 PRESET = "w300_mobile"
 ROWS = ("conv8 argmax alone", "mean shape", "random bank shape", "S_d directly", "robust (shape-model fit)")
-
-
-def _run(module, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")

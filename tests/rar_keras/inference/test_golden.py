@@ -4,7 +4,6 @@ Regenerate after retraining the preset: `python -m tests.rar_keras.inference.tes
 """
 
 import json
-import pathlib
 
 import numpy as np
 import pytest

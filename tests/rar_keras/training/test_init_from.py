@@ -1,7 +1,6 @@
 """`rar_keras.train --init-from`: training starts from another model's weights, matched by layer path."""
 
 import os
-import pathlib
 import subprocess
 import sys
 

@@ -7,7 +7,6 @@ worker i writes OUT/worker_i/model.keras, see rar_keras.training.distribute.outp
 
 import json
 import os
-import pathlib
 import socket
 import subprocess
 import sys
