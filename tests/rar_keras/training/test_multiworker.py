@@ -76,5 +76,5 @@ def test_two_workers_train_to_identical_weights(assets, tmp_path):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     # Training changed the weights (the comparison is not between two untouched models).
     config = json.loads((outs[0] / "config.json").read_text())
-    assert config["batch_size"] == 2
+    assert config["training"]["batch_size"] == 2
     assert (outs[0] / "log.csv").read_text().count("\n") >= 2
