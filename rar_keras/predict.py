@@ -118,6 +118,7 @@ def draw_faces(image: np.ndarray, result) -> np.ndarray:
         scale = canvas.shape[1] / image.shape[1]
         canvas = draw_overlay(canvas, face.landmarks * scale, None, scheme, visibility=face.visibility,
                               legend=False)
+        scale = canvas.shape[1] / image.shape[1]           # small images come back enlarged
         x0, y0, x1, y1 = (int(round(v * scale)) for v in face.box)
         thickness = max(1, marker_radius(face.landmarks * scale) // 2)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), BOX_COLOR_RGB, thickness, cv2.LINE_AA)
@@ -175,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
             failed.append(path)
             tqdm.write(f"error: {error}", file=sys.stderr)
     total = len(paths) + len(videos)
-    if total == 1 and failed:             # the one file asked for: a user error, said once above
+    one_file = len(args.inputs) == 1 and not os.path.isdir(args.inputs[0])
+    if one_file and failed:               # the one file asked for: a user error, said once above
         return EXIT_USER_ERROR
     if out is not None:
         print(f"wrote {total - len(failed)} result(s) to {out}", file=sys.stderr)

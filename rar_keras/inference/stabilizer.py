@@ -6,9 +6,11 @@ motion and its shape. The motion is the similarity T_t (scale, rotation, shift) 
 current smoothed shape onto P_t, a least-squares fit over all L points, so the noise of single
 points averages out; the shape is P_t brought back by T_t's inverse. Only the shape goes through
 the One Euro filter (its speed is that of an expression, not of the head), and the output is the
-filtered shape under this frame's T_t: a still expression stays still while the head moves.
-T_t itself is not filtered: on a head swaying once a second, every low-pass setting of T_t tried
-lagged by more than the noise it removed.
+filtered shape under this frame's T_t, which is applied unfiltered: a still expression stays
+still while the head moves. The shape's centre and size are free (T_t absorbs them), so each new
+shape, and the filter's output, are brought to the previous shape's centre and RMS size:
+without that, each frame's noise would inflate the shape a little (and averaging would shrink
+it), and the drift compounds.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ def apply_similarity(a: complex, b: complex, points: np.ndarray) -> np.ndarray:
     """The (L, 2) points under z -> a z + b."""
     z = a * (points[:, 0] + 1j * points[:, 1]) + b
     return np.stack([z.real, z.imag], axis=-1)
+
+
+def _matched(shape: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`shape` moved and scaled to `reference`'s centroid and RMS radius."""
+    centred = shape - shape.mean(0)
+    radius = np.sqrt((centred ** 2).sum(-1).mean())
+    reference_radius = np.sqrt(((reference - reference.mean(0)) ** 2).sum(-1).mean())
+    return centred * (reference_radius / max(radius, 1e-12)) + reference.mean(0)
 
 
 class ShapeStabilizer:
@@ -78,5 +88,5 @@ class ShapeStabilizer:
             self.reset()
             return self(points, timestamp)
         shape = apply_similarity(1.0 / a, -b / a, points)          # the landmarks in the face's frame
-        self._shape = self._filter(shape, timestamp)
+        self._shape = _matched(self._filter(_matched(shape, self._shape), timestamp), self._shape)
         return apply_similarity(a, b, self._shape)

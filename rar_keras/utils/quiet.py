@@ -1,7 +1,7 @@
 """Quiet command lines: TensorFlow's start-up lines (absl, oneDNN, CUDA probing on machines without a
 GPU) are written by its C++ code straight to file descriptor 2, before any Python logging setting
-applies. `import_tensorflow` silences that descriptor for the import alone; real errors still
-raise as Python exceptions.
+applies. `import_tensorflow` silences that descriptor for the import and the device discovery
+that follows it; real errors still raise as Python exceptions.
 """
 
 from __future__ import annotations

@@ -182,6 +182,15 @@ def test_a_folder_run_goes_on_past_a_bad_file(tiny_model_file, images, tmp_path)
     assert "2 of 3 file(s) failed" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_folder_of_one_bad_file_is_a_folder_run(tiny_model_file, images, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(images["noisy"].read_bytes()[:200])
+    result = _predict(folder, "--model", tiny_model_file, "--box", ",".join(str(v) for v in FACE_BOX))
+    assert result.returncode == 1, result.stderr
+    assert "1 of 1 file(s) failed" in result.stderr and "broken.jpg" in result.stderr
+
+
 def test_cli_quiet_by_default(tiny_model_file, images):
     box = ",".join(str(v) for v in FACE_BOX)
     result = _predict(images["noisy"], "--model", tiny_model_file, "--box", box)

@@ -7,8 +7,7 @@ import pytest
 from rar_keras.inference.one_euro import OneEuroConfig
 from rar_keras.inference.stabilizer import ShapeStabilizer, apply_similarity, fit_similarity
 
-RNG = np.random.default_rng(0)
-SHAPE = RNG.uniform(-50, 50, size=(68, 2))
+SHAPE = np.random.default_rng(0).uniform(-50, 50, size=(68, 2))
 
 
 def moved(t: float) -> tuple[float, float, float, float]:
@@ -23,7 +22,8 @@ def transform(points, scale, angle, dx, dy) -> np.ndarray:
 
 
 def test_similarity_fit_matches_numpy_least_squares():
-    target = transform(SHAPE, 1.3, 0.4, 10.0, -5.0) + RNG.normal(0, 2.0, SHAPE.shape)
+    rng = np.random.default_rng(1)
+    target = transform(SHAPE, 1.3, 0.4, 10.0, -5.0) + rng.normal(0, 2.0, SHAPE.shape)
     # z -> a z + b as a linear least-squares problem in (a_re, a_im, b_re, b_im).
     x, y = SHAPE[:, 0], SHAPE[:, 1]
     rows = np.concatenate([np.stack([x, -y, np.ones_like(x), np.zeros_like(x)], 1),
@@ -45,17 +45,34 @@ def test_a_moving_rigid_face_passes_without_lag():
 
 @pytest.mark.parametrize("noise", [0.5, 2.0])
 def test_noise_on_a_moving_face_is_reduced(noise):
+    rng = np.random.default_rng(2)
     stabilizer = ShapeStabilizer(OneEuroConfig(min_cutoff=0.3, beta=5.0))
     raw, smooth = [], []
     for frame in range(90):
         t = frame / 30
         truth = transform(SHAPE, *moved(t))
-        observed = truth + RNG.normal(0, noise, SHAPE.shape)
+        observed = truth + rng.normal(0, noise, SHAPE.shape)
         output = stabilizer(observed, t)
         if frame >= 30:                                   # after the filter has settled
             raw.append(np.abs(observed - truth).mean())
             smooth.append(np.abs(output - truth).mean())
     assert np.mean(smooth) < 0.5 * np.mean(raw)
+
+
+def test_a_long_noisy_still_face_stays_smoothed():
+    """Over 110 s the shape kept in the face's frame neither grows nor shrinks, so smoothing lasts."""
+    rng = np.random.default_rng(3)
+    stabilizer = ShapeStabilizer()
+    truth = SHAPE + 300
+    raw, smooth = [], []
+    for frame in range(3300):
+        observed = truth + rng.normal(0, 3.0, SHAPE.shape)
+        output = stabilizer(observed, frame / 30)
+        if frame >= 3000:
+            raw.append(np.abs(observed - truth).mean())
+            smooth.append(np.abs(output - truth).mean())
+    assert np.mean(smooth) < 0.6 * np.mean(raw)
+    np.testing.assert_allclose(np.ptp(output, axis=0), np.ptp(truth, axis=0), rtol=0.05)
 
 
 def test_reset_forgets_the_face():
