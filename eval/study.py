@@ -114,12 +114,7 @@ def predict_steps(landmarker: CropLandmarker, records, mode: str, seed: int) -> 
     images = [r.image for r in records]
     boxes = np.stack([r.box for r in records])
     keras.utils.set_random_seed(seed)   # the "random" start draws from TF's global generator
-    parts: dict[str, list] = {}
-    for start in range(0, len(records), BATCH_SIZE):
-        chunk = slice(start, start + BATCH_SIZE)
-        for key, value in landmarker.predict_steps(images[chunk], boxes[chunk], init_mode=mode).items():
-            parts.setdefault(key, []).append(value)
-    return {key: np.concatenate(value) for key, value in parts.items()}
+    return landmarker.predict_steps(images, boxes, init_mode=mode)   # batched by the landmarker
 
 
 # === Metrics ===

@@ -159,12 +159,15 @@ def run(args: argparse.Namespace) -> int:
     if uses_keras(args.model, args.runtime):
         import_tensorflow(args.verbose)
     extra = {k: v for k, v in (("min_face_score", args.min_score), ("max_faces", args.max_faces)) if v is not None}
+    # One landmarker serves both: `detect` (images) ignores the running mode, which only enables
+    # `detect_for_video`.
     landmarker = FaceLandmarker.create(LandmarkerOptions(model=args.model, detector=args.detector,
-                                                         runtime=args.runtime, flip_test=args.flip, **extra))
+                                                         runtime=args.runtime, flip_test=args.flip,
+                                                         running_mode=args.mode, **extra))
     used: set = set()
     failed = []
     if videos:
-        failed += run_videos(args, videos, out, extra, boxes)
+        failed += run_videos(landmarker, videos, out, args.mode == "video", boxes)
     for path in tqdm(paths, unit="image", disable=len(paths) <= 1, file=sys.stderr):
         try:
             result = landmarker.detect(path, boxes=boxes)
@@ -187,15 +190,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_videos(args, videos: list, out: Optional[pathlib.Path], extra: dict, boxes=None) -> list:
-    """Every video through the landmarker (video mode unless --mode image); returns the failed ones."""
-    landmarker = FaceLandmarker.create(LandmarkerOptions(
-        model=args.model, detector=args.detector, runtime=args.runtime, flip_test=args.flip,
-        running_mode="video" if args.mode == "video" else "image", **extra))
+def run_videos(landmarker: FaceLandmarker, videos: list, out: Optional[pathlib.Path], video_mode: bool,
+               boxes=None) -> list:
+    """Every video through the landmarker (followed from frame to frame when `video_mode`);
+    returns the failed ones."""
     failed = []
     for path in videos:
         try:
-            frames = predict_video(landmarker, path, out, draw_faces, video_mode=args.mode == "video",
+            frames = predict_video(landmarker, path, out, draw_faces, video_mode=video_mode,
                                    progress=lambda items, **kw: tqdm(items, file=sys.stderr, desc=path, **kw),
                                    emit=lambda line: print(line, flush=True), boxes=boxes)
             print(f"{path}: {frames} frames", file=sys.stderr)

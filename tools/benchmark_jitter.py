@@ -31,6 +31,7 @@ from datasets.loaders import load_records
 from datasets.record import landmark_box
 from datasets.schemes import get_scheme
 from eval.metrics import normalizer
+from rar_keras.detectors.base import box_iou
 from rar_keras.inference.face_landmarker import FaceLandmarker, LandmarkerOptions
 
 FPS = 30.0
@@ -91,21 +92,13 @@ def run_clip(landmarker, clip: Clip, video_mode: bool) -> tuple[np.ndarray, floa
         truth_box = landmark_box(clip.landmarks[t])
         best, best_overlap = None, 0.1
         for face in result.faces:
-            overlap = _iou(truth_box, landmark_box(face.landmarks))
+            overlap = float(box_iou(truth_box, landmark_box(face.landmarks))[0])
             if overlap > best_overlap:
                 best, best_overlap = face, overlap
         if best is not None:
             predictions[t] = best.landmarks
     elapsed = 1e3 * (time.perf_counter() - started) / len(clip.frames)
     return predictions, elapsed, int(np.isnan(predictions[:, 0, 0]).sum())
-
-
-def _iou(a, b) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / max(union, 1e-9)
 
 
 def benchmark(records, model: str, frames: int, noise: float, seed: int = 0, progress=lambda x, **_: x) -> dict:

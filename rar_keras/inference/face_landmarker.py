@@ -12,7 +12,7 @@ Keras model instead (every refinement stage, for research).
 
 Video: `running_mode="video"` and `detect_for_video(frame, timestamp_ms)` follow the faces from
 frame to frame (`rar_keras.inference.tracking`): no detector while a face is tracked, and landmarks
-smoothed by a One Euro filter.
+smoothed in the face's own frame (`rar_keras.inference.stabilizer`).
 
 Example:
     >>> landmarker = FaceLandmarker.create(LandmarkerOptions(model="w300_mobile"))
@@ -323,15 +323,17 @@ class FaceLandmarker:
         """Forgets the faces followed in video mode (before a new video)."""
         self.tracker.reset()
 
-    def landmarks_in(self, image: np.ndarray, boxes: Optional[np.ndarray] = None) -> tuple[dict, np.ndarray, list]:
+    def landmarks_in(self, image: np.ndarray, boxes: Optional[np.ndarray] = None, source: str = "boxes"
+                     ) -> tuple[dict, np.ndarray, list]:
         """The product's path from an RGB image to landmarks: detect (unless `boxes` are given),
         crop and predict, and for detected faces predict again around the first pass's landmarks.
+        `source` names the image in errors about `boxes`.
 
         Returns: (outputs {"landmarks": (K, L, 2), ...} in image pixels, the boxes (K, 4) the faces
         were finally cropped around, the detector scores (None for given boxes)).
         """
         if boxes is not None:
-            found = _user_boxes(boxes, image, "boxes")
+            found = _user_boxes(boxes, image, source)
             return self._predict([image] * len(found), found), found, [USER_BOX_SCORE] * len(found)
         found, scores = self._detect(image)
         outputs = self._predict([image] * len(found), found)
@@ -355,8 +357,7 @@ class FaceLandmarker:
         for offset, (image, image_boxes) in enumerate(zip(images, boxes)):
             source = f"image {first_index + offset}"
             pixels, path = load_image(image, source, self.options.color_order)
-            outputs, found, scores = self.landmarks_in(pixels, None if image_boxes is None else
-                                                       _user_boxes(image_boxes, pixels, path or source))
+            outputs, found, scores = self.landmarks_in(pixels, image_boxes, path or source)
             faces = [self._face(outputs, i, box, score) for i, (box, score) in enumerate(zip(found, scores))]
             faces = [f for f in faces if f.quality is None or f.quality >= self.options.min_quality]
             results.append(LandmarkerResult(faces, path, (pixels.shape[1], pixels.shape[0]), self.scheme))
