@@ -39,22 +39,34 @@ def crop_face(image: np.ndarray, box, size: int, margin: float = DEFAULT_MARGIN)
         raise DataError(f"crop_face: image must be (H, W, 3) with H, W > 0, got shape {image.shape}")
     if int(size) <= 0:
         raise DataError(f"crop_face: crop size must be a positive integer, got {size}")
-    size = int(size)
     box = check_box(box, image.shape[:2], "crop_face")
-    matrix = crop_matrix(box, size, margin)
-    scale = matrix[0, 0]
+    matrix = crop_matrix(box, int(size), margin)
+    return crop_with_matrix(image, matrix, int(size)), matrix
+
+
+def crop_with_matrix(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The square crop of side `size` seen through `matrix` (2x3, image pixels -> crop pixels; any
+    similarity: a turned crop follows a tilted face).
+
+    Bilinear sampling, black outside the image. When the crop shrinks the image by more than 2x,
+    the region it covers is first shrunk with INTER_AREA so the crop does not alias.
+    """
+    image = np.asarray(image)
+    matrix = np.asarray(matrix, np.float64)
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     warp, source = matrix, image
     if scale < 1.0 / MAX_DIRECT_SHRINK:
-        source, source_from_image = _preshrink(image, matrix, size)
+        source, source_from_image = _preshrink(image, matrix, size, scale)
         warp = chain_affine(matrix, invert_affine(source_from_image))
     crop = cv2.warpAffine(source, warp, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if crop.ndim == 2 and image.ndim == 3:
         crop = crop[..., None]
-    return crop.astype(np.uint8, copy=False), matrix
+    return crop.astype(np.uint8, copy=False)
 
 
-def _preshrink(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _preshrink(image: np.ndarray, matrix: np.ndarray, size: int, scale: float
+               ) -> tuple[np.ndarray, np.ndarray]:
     """The image region the crop sees, shrunk with INTER_AREA to about crop scale.
 
     Returns the shrunk region and the exact 2x3 map image -> shrunk region.
@@ -68,7 +80,6 @@ def _preshrink(image: np.ndarray, matrix: np.ndarray, size: int) -> tuple[np.nda
     x1 = int(np.clip(np.ceil(seen[:, 0].max()) + ROI_PAD + 1, x0 + 1, w))
     y1 = int(np.clip(np.ceil(seen[:, 1].max()) + ROI_PAD + 1, y0 + 1, h))
     region = image[y0:y1, x0:x1]
-    scale = matrix[0, 0]
     out_w = max(1, int(round((x1 - x0) * scale)))
     out_h = max(1, int(round((y1 - y0) * scale)))
     small = cv2.resize(region, (out_w, out_h), interpolation=cv2.INTER_AREA)

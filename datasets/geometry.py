@@ -43,3 +43,29 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float64)
     out = pts.astype(np.float64) @ m[:, :2].T + m[:, 2]
     return out.astype(pts.dtype if np.issubdtype(pts.dtype, np.floating) else np.float32)
+
+
+def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The 2x3 least-squares similarity (scale, rotation, shift; no reflection) from `source` to
+    `target` (L, 2) points.
+
+    Points are read as complex numbers z = x + iy; the fit z -> a z + b has the closed form
+    a = <s, t> / <s, s> over the centred points, b = mean(t) - a mean(s).
+    """
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    zs, zt = source[:, 0] + 1j * source[:, 1], target[:, 0] + 1j * target[:, 1]
+    ms, mt = zs.mean(), zt.mean()
+    cs, ct = zs - ms, zt - mt
+    a = np.vdot(cs, ct) / max(float(np.vdot(cs, cs).real), 1e-12)
+    b = mt - a * ms
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]], np.float64)
+
+
+def rotation_about(centre, angle: float) -> np.ndarray:
+    """The 2x3 rotation by `angle` radians about `centre` (x, y): (1, 0) turns to (cos, sin), which
+    on screen (y pointing down) is clockwise for a positive angle."""
+    c, s = float(np.cos(angle)), float(np.sin(angle))
+    linear = np.array([[c, -s], [s, c]])
+    centre = np.asarray(centre, np.float64)
+    return np.concatenate([linear, (centre - linear @ centre)[:, None]], axis=1)
+

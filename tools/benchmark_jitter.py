@@ -3,13 +3,15 @@
 Each clip is one still test face under a smooth affine motion (a slow sway, a tilt and a zoom,
 `--frames` frames at 30 fps) with fresh pixel noise every frame, so the true track is known and
 any frame-to-frame shake is the landmarker's. Prints, for video mode (faces followed from frame
-to frame, One Euro smoothing) and image mode (the detector on every frame):
+to frame: optical flow, turned crops, smoothing) and image mode (the detector on every frame):
 
 - NME: mean over frames and clips, inter-pupil, %;
 - jitter: per landmark, the RMS over frames of its error's deviation from its mean error (in % of
   the inter-pupil distance), averaged over landmarks and clips;
 - cost: milliseconds per frame (detector, crops, model; one thread of LiteRT);
 - missed: frames where the face was not found.
+
+`--ablation` adds video mode without optical flow and without smoothing.
 
     python -m tools.benchmark_jitter --data $RAR_KERAS_DATA/300w/helen/testset --faces 50
 """
@@ -101,10 +103,22 @@ def run_clip(landmarker, clip: Clip, video_mode: bool) -> tuple[np.ndarray, floa
     return predictions, elapsed, int(np.isnan(predictions[:, 0, 0]).sum())
 
 
-def benchmark(records, model: str, frames: int, noise: float, seed: int = 0, progress=lambda x, **_: x) -> dict:
-    """{"video": {...}, "image": {...}} with the mean NME, jitter, ms per frame and missed frames."""
-    landmarkers = {mode: FaceLandmarker.create(LandmarkerOptions(model=model, running_mode=mode))
-                   for mode in ("video", "image")}
+VARIANTS = {
+    "video": {"running_mode": "video"},
+    "image": {"running_mode": "image"},
+}
+ABLATIONS = {
+    "video, no flow": {"running_mode": "video", "optical_flow": False},
+    "video, no smoothing": {"running_mode": "video", "smoothing": None},
+}
+
+
+def benchmark(records, model: str, frames: int, noise: float, seed: int = 0, progress=lambda x, **_: x,
+              variants: dict = VARIANTS) -> dict:
+    """{variant: {...}} (default "video" and "image") with the mean NME, jitter, ms per frame and
+    missed frames; `variants` maps names to `LandmarkerOptions` fields."""
+    landmarkers = {name: FaceLandmarker.create(LandmarkerOptions(model=model, **options))
+                   for name, options in variants.items()}
     scheme = get_scheme(landmarkers["video"].scheme)
     rng = np.random.default_rng(seed)
     totals = {mode: {"nme": [], "jitter": [], "ms": [], "missed": 0, "frames": 0} for mode in landmarkers}
@@ -112,7 +126,7 @@ def benchmark(records, model: str, frames: int, noise: float, seed: int = 0, pro
         clip = make_clip(record, frames, noise, rng)
         norms = normalizer(clip.landmarks, scheme, "ip")
         for mode, landmarker in landmarkers.items():
-            predicted, ms, missed = run_clip(landmarker, clip, mode == "video")
+            predicted, ms, missed = run_clip(landmarker, clip, landmarker.options.running_mode == "video")
             found = ~np.isnan(predicted[:, 0, 0])
             total = totals[mode]
             total["missed"] += missed
@@ -136,22 +150,24 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=30, help="frames per clip")
     parser.add_argument("--noise", type=float, default=6.0, help="pixel noise (standard deviation, 0-255)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ablation", action="store_true",
+                        help="also video mode without optical flow and without smoothing")
     args = parser.parse_args(argv)
-
 
     try:
         records = load_records(args.data)[:args.faces]
         if not records:
             raise DataError(f"--data {args.data}: no faces")
         results = benchmark(records, args.model, args.frames, args.noise, args.seed,
-                            progress=lambda items, **kw: tqdm(items, file=sys.stderr, **kw))
+                            progress=lambda items, **kw: tqdm(items, file=sys.stderr, **kw),
+                            variants={**VARIANTS, **(ABLATIONS if args.ablation else {})})
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{len(records)} clips x {args.frames} frames, noise {args.noise}, model {args.model}")
-    print(f"{'mode':8s} {'NME ip %':>9s} {'jitter % ip':>12s} {'ms/frame':>9s} {'missed':>7s}")
+    print(f"{'mode':20s} {'NME ip %':>9s} {'jitter % ip':>12s} {'ms/frame':>9s} {'missed':>7s}")
     for mode, row in results.items():
-        print(f"{mode:8s} {row['nme_ip']:9.2f} {row['jitter_ip']:12.3f} {row['ms_per_frame']:9.2f} "
+        print(f"{mode:20s} {row['nme_ip']:9.2f} {row['jitter_ip']:12.3f} {row['ms_per_frame']:9.2f} "
               f"{row['missed_frames']:4d}/{row['frames']}")
     video, image = results["video"], results["image"]
     print(f"video / image: jitter {video['jitter_ip'] / image['jitter_ip']:.2f}x, "

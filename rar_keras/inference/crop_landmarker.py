@@ -2,8 +2,9 @@
 
 Every user of a crop model goes through `CropLandmarker`: the `FaceLandmarker` API, `predict`,
 the evaluation CLIs and the comparison study. Each face is cut around its box with the model's
-margin (`datasets.crops.crop_face`), the crops run in batches, and the crop-pixel landmarks are
-mapped back through the inverse of the crop's affine map.
+margin (`datasets.crops.crop_face`), or through a given image -> crop matrix (video mode's turned
+crops), the crops run in batches, and the crop-pixel landmarks are mapped back through the
+inverse of the crop's affine map.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from datasets.crops import crop_face
+from datasets.crops import crop_face, crop_with_matrix
 from datasets.errors import DataError
 from datasets.geometry import apply_affine, invert_affine
 
@@ -46,14 +47,16 @@ class CropLandmarker:
         """Whether `predict_steps` is available (the crop model gives every refinement stage)."""
         return hasattr(self.crop_model, "predict_steps")
 
-    def crops(self, images: Sequence[np.ndarray], boxes) -> tuple[np.ndarray, np.ndarray]:
-        """The model crops (N, S, S, 3) uint8 and the crop -> image matrices (N, 2, 3)."""
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        if len(images) != len(boxes):
-            raise DataError(f"{len(images)} images but {len(boxes)} boxes")
+    def crops(self, images: Sequence[np.ndarray], boxes=None, matrices=None) -> tuple[np.ndarray, np.ndarray]:
+        """The model crops (N, S, S, 3) uint8 and the crop -> image matrices (N, 2, 3), cut around
+        `boxes` (N, 4) or through `matrices` (N, 2, 3) image -> crop pixels."""
+        regions = _regions(len(images), boxes, matrices)
         crops, inverses = [], []
-        for image, box in zip(images, boxes):
-            crop, matrix = crop_face(image, box, self.input_size, self.margin)
+        for image, region in zip(images, regions):
+            if region.shape == (4,):
+                crop, matrix = crop_face(image, region, self.input_size, self.margin)
+            else:
+                crop, matrix = crop_with_matrix(image, region, self.input_size), region
             crops.append(crop)
             inverses.append(invert_affine(matrix))
         if not crops:
@@ -64,31 +67,33 @@ class CropLandmarker:
         """(N, L, 2) landmarks in image pixels for N RGB images and (N, 4) boxes x0, y0, x1, y1."""
         return self.predict_outputs(images, boxes)["landmarks"]
 
-    def predict_outputs(self, images: Sequence[np.ndarray], boxes) -> dict[str, np.ndarray]:
+    def predict_outputs(self, images: Sequence[np.ndarray], boxes=None, matrices=None) -> dict[str, np.ndarray]:
         """Every output of the crop model: "landmarks" in image pixels, and whichever per-landmark
         values ("visibility", "confidence") and "attention" indices it gives; "quality" (N,) when the
-        model has a quality model (`rar_keras.inference.quality`)."""
+        model has a quality model (`rar_keras.inference.quality`). Faces are given by `boxes`
+        (N, 4) or by crop `matrices` (N, 2, 3)."""
         run = getattr(self.crop_model, "predict", None) or (lambda crops: {"landmarks": self.crop_model(crops)})
-        outputs = self._collect(images, boxes, run)
+        outputs = self._collect(images, boxes, matrices, run)
         quality = getattr(self.crop_model, "quality", None)
         if quality is not None and "confidence" in outputs:
             outputs["quality"] = quality(outputs["confidence"], outputs.get("visibility"))
         return outputs
 
-    def predict_steps(self, images: Sequence[np.ndarray], boxes, **options) -> dict[str, np.ndarray]:
+    def predict_steps(self, images: Sequence[np.ndarray], boxes=None, matrices=None, **options
+                      ) -> dict[str, np.ndarray]:
         """{stage: (N, L, 2) image pixels} in the model's stage order, "attention" (N, T) indices and
-        "visibility" (N, L).
+        "visibility" (N, L); faces given as in `predict_outputs`.
 
         `options` go to the crop model's `predict_steps` (e.g. `init_mode`).
         """
         if not self.has_steps:
             raise NotImplementedError("this crop model gives no per-step predictions")
-        return self._collect(images, boxes, lambda crops: self.crop_model.predict_steps(crops, **options))
+        return self._collect(images, boxes, matrices, lambda crops: self.crop_model.predict_steps(crops, **options))
 
-    def _collect(self, images, boxes, run) -> dict[str, np.ndarray]:
+    def _collect(self, images, boxes, matrices, run) -> dict[str, np.ndarray]:
         """`run(crops)` over every batch; (N, L, 2) entries are landmarks, mapped to image pixels."""
         collected: dict[str, list] = {}
-        for crops, inverses in self._batches(images, boxes):
+        for crops, inverses in self._batches(images, boxes, matrices):
             for name, values in run(crops).items():
                 is_points = np.ndim(values) == 3 and np.shape(values)[2] == 2
                 collected.setdefault(name, []).append(to_image(values, inverses) if is_points else values)
@@ -96,12 +101,27 @@ class CropLandmarker:
             return {"landmarks": np.zeros((0, self.scheme.num_points if self.scheme else 0, 2), np.float32)}
         return {name: np.concatenate(parts) for name, parts in collected.items()}
 
-    def _batches(self, images: Sequence[np.ndarray], boxes):
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        if len(images) != len(boxes):
-            raise DataError(f"{len(images)} images but {len(boxes)} boxes")
+    def _batches(self, images: Sequence[np.ndarray], boxes, matrices):
+        regions = _regions(len(images), boxes, matrices)
         for start in range(0, len(images), self.batch_size):
-            yield self.crops(images[start:start + self.batch_size], boxes[start:start + self.batch_size])
+            part = slice(start, start + self.batch_size)
+            if boxes is not None:
+                yield self.crops(images[part], boxes=regions[part])
+            else:
+                yield self.crops(images[part], matrices=regions[part])
+
+
+def _regions(count: int, boxes, matrices) -> np.ndarray:
+    """The faces' (N, 4) boxes or (N, 2, 3) crop matrices, checked against the image count."""
+    if (boxes is None) == (matrices is None):
+        raise DataError("give the faces either as boxes or as crop matrices")
+    if boxes is not None:
+        regions, what = np.asarray(boxes, dtype=np.float32).reshape(-1, 4), "boxes"
+    else:
+        regions, what = np.asarray(matrices, dtype=np.float64).reshape(-1, 2, 3), "crop matrices"
+    if count != len(regions):
+        raise DataError(f"{count} images but {len(regions)} {what}")
+    return regions
 
 
 def to_image(points, inverses) -> np.ndarray:

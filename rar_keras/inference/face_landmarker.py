@@ -11,8 +11,9 @@ A preset runs its shipped `.tflite` in LiteRT (no TensorFlow import); `runtime="
 Keras model instead (every refinement stage, for research).
 
 Video: `running_mode="video"` and `detect_for_video(frame, timestamp_ms)` follow the faces from
-frame to frame (`rar_keras.inference.tracking`): no detector while a face is tracked, and landmarks
-smoothed in the face's own frame (`rar_keras.inference.stabilizer`).
+frame to frame (`rar_keras.inference.tracking`): no detector while a face is tracked, each crop
+moved by the face's optical flow and turned with it, and landmarks smoothed by a filter whose
+memory moves with the face (`rar_keras.inference.stabilizer`).
 
 Example:
     >>> landmarker = FaceLandmarker.create(LandmarkerOptions(model="w300_mobile"))
@@ -38,7 +39,7 @@ from rar_keras.detectors.factory import make_detector
 from rar_keras.inference.crop_landmarker import CropLandmarker
 from rar_keras.inference.crop_models import RUNTIMES, load_crop_model
 from rar_keras.inference.one_euro import OneEuroConfig
-from rar_keras.inference.stabilizer import SHAPE_SMOOTHING
+from rar_keras.inference.stabilizer import SMOOTHING
 from rar_keras.inference.tracking import FaceTracker
 
 RUNNING_MODES = ("image", "video")
@@ -75,8 +76,11 @@ class LandmarkerOptions:
             exported files run once).
         running_mode: "image" (every call on its own) or "video" (`detect_for_video`: faces
             followed from frame to frame).
-        smoothing: video mode's One Euro filter of the landmarks in the face's own frame
+        smoothing: video mode's One Euro filter of the landmarks, whose memory moves with the face
             (`inference.stabilizer`); None for no smoothing.
+        optical_flow: video mode measures each face's motion between frames by optical flow
+            (`inference.motion`) to place its crop and move the filter's memory; False uses the
+            landmarks alone (steadier crops need the flow; see the README's video section).
         min_tracking_quality: video mode drops a face whose quality falls below this.
         redetect_every: video mode also runs the detector every this many frames (0: only when
             no face is tracked).
@@ -94,7 +98,8 @@ class LandmarkerOptions:
     with_steps: bool = False
     flip_test: bool = False
     running_mode: str = "image"
-    smoothing: Optional[OneEuroConfig] = SHAPE_SMOOTHING
+    smoothing: Optional[OneEuroConfig] = SMOOTHING
+    optical_flow: bool = True
     min_tracking_quality: float = 0.0
     redetect_every: int = 0
 
@@ -248,7 +253,8 @@ class FaceLandmarker:
         self.detector = detector
         self.options = options
         self.scheme = crop_model.scheme.name
-        self.tracker = FaceTracker(options.smoothing, options.min_tracking_quality, options.redetect_every)
+        self.tracker = FaceTracker(self.faces.input_size, self.faces.margin, options.smoothing,
+                                   options.optical_flow, options.min_tracking_quality, options.redetect_every)
 
     @classmethod
     def create(cls, options: LandmarkerOptions | None = None) -> "FaceLandmarker":
@@ -304,13 +310,14 @@ class FaceLandmarker:
             raise DataError(f"timestamp_ms {timestamp_ms} is not after the previous frame's {last}")
         pixels, path = load_image(frame, "frame", self.options.color_order)
         if not self.tracker.needs_detection():
-            outputs = self._predict([pixels] * len(self.tracker.tracks), self.tracker.boxes())
+            matrices = self.tracker.crop_matrices(pixels)
+            outputs = self._predict([pixels] * len(matrices), matrices=matrices)
             kept = self.tracker.keep(outputs)
             outputs = {k: v[kept] for k, v in outputs.items()}
         if self.tracker.needs_detection():
             outputs, _, scores = self.landmarks_in(pixels, boxes)
             self.tracker.start(outputs, scores)
-        smoothed = self.tracker.smoothed(timestamp_ms)
+        smoothed = self.tracker.smoothed(pixels, timestamp_ms)
         boxes = self.tracker.boxes() if self.tracker.tracks else np.zeros((0, 4), np.float32)
         faces = []
         for i, (points, box, track) in enumerate(zip(smoothed, boxes, self.tracker.tracks)):
@@ -374,13 +381,15 @@ class FaceLandmarker:
                              steps=steps if self.options.with_steps else None,
                              attention=attention if self.options.with_steps else None)
 
-    def _predict(self, images: list, boxes: np.ndarray) -> dict:
-        """{"landmarks": (N, L, 2) image pixels, ...} plus, with `with_steps`, every stage."""
+    def _predict(self, images: list, boxes: Optional[np.ndarray] = None, matrices: Optional[np.ndarray] = None
+                 ) -> dict:
+        """{"landmarks": (N, L, 2) image pixels, ...} plus, with `with_steps`, every stage; faces
+        given by `boxes` (N, 4) or crop `matrices` (N, 2, 3)."""
         if not images:
             return {"landmarks": np.zeros((0, self.crop_model.scheme.num_points, 2), np.float32)}
         if not self.options.with_steps:
-            return self.faces.predict_outputs(images, boxes)
-        stages = self.faces.predict_steps(images, boxes)
+            return self.faces.predict_outputs(images, boxes, matrices)
+        stages = self.faces.predict_steps(images, boxes, matrices)
         last = max((k for k in stages if k.startswith("step_")), key=lambda k: int(k.split("_")[1]))
         return {**stages, "landmarks": stages[last]}
 

@@ -67,6 +67,15 @@ class OneEuroFilter:
         """Forgets the stream (a new face, or a cut)."""
         self._previous = self._speed = self._time = None
 
+    def move(self, matrix: np.ndarray) -> None:
+        """Moves the filter's memory of (..., 2) points by a 2x3 affine map (the scene's motion
+        since the last value), so the next value is blended with where the old points went."""
+        if self._previous is None:
+            return
+        matrix = np.asarray(matrix, np.float64)
+        self._previous = self._previous @ matrix[:, :2].T + matrix[:, 2] / self.config.scale
+        self._speed = self._speed @ matrix[:, :2].T
+
     def __call__(self, value, timestamp: float) -> np.ndarray:
         value = np.asarray(value, np.float64) / self.config.scale
         if self._previous is None or self._time is None or timestamp <= self._time:

@@ -1,13 +1,18 @@
 """Video mode: faces followed from frame to frame, the previous landmarks giving the next crop.
 
-A face found by the detector becomes a track. On the next frame it is cropped around the tight
-box of its previous (unsmoothed) landmarks, one model pass, no detector: cheaper than detecting
-every frame, and steadier, since the crop follows the face rather than a detector's box. A track
-is dropped when the face is lost: its quality (when the model has a calibrated one) falls under
-`min_quality`, or its new landmark box barely overlaps the previous one. With no track left, the
-detector runs again (`redetect_every` also re-runs it periodically, to pick up new faces). The
-output landmarks are smoothed per track in the face's own frame (`inference.stabilizer`): the
-head's motion passes through, the shape goes through a One Euro filter.
+A face found by the detector becomes a track. On each next frame, no detector runs:
+
+1. the face's motion since the last frame is measured by optical flow (`inference.motion`);
+2. the last (unsmoothed) landmarks, moved by it, give the crop, turned so that the face keeps the
+   angle it had when the track started (`inference.alignment`): the model sees nearly the same
+   picture every frame;
+3. one model pass gives the new landmarks, which go through the track's stabilizer with the same
+   motion (`inference.stabilizer`).
+
+A track is dropped when the face is lost: its quality (when the model has a calibrated one) falls
+under `min_quality`, or its new landmark box barely overlaps the expected one. With no track
+left, the detector runs again (`redetect_every` also re-runs it periodically, to pick up new
+faces).
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from typing import Optional
 
 import numpy as np
 
+from datasets.geometry import apply_affine
 from datasets.record import landmark_box
 from rar_keras.detectors.base import box_iou
+from rar_keras.inference.alignment import aligned_crop_matrix
+from rar_keras.inference.motion import FacePatch, estimate_motion, face_patch
 from rar_keras.inference.one_euro import OneEuroConfig
-from rar_keras.inference.stabilizer import SHAPE_SMOOTHING, ShapeStabilizer
+from rar_keras.inference.stabilizer import SMOOTHING, LandmarkStabilizer
 
-MIN_BOX_OVERLAP = 0.3      # a new landmark box overlapping the previous one less than this: the face is lost
+MIN_BOX_OVERLAP = 0.3      # a new landmark box overlapping the expected one less than this: the face is lost
 
 
 @dataclasses.dataclass
@@ -31,28 +39,42 @@ class Track:
 
     Args:
         landmarks: the last unsmoothed landmarks (L, 2), image pixels: the next crop comes from them.
-        smoother: its stabilizer.
+        reference: the face's first landmarks: turned crops keep their angle.
+        stabilizer: its smoothing filter.
         score: the detector's score when the track started.
+        patch: the grey patch of the last frame around the face, for the next motion.
+        motion: the face's motion into the current frame (2x3), None when it was not measured.
+        expected: where the last landmarks went by that motion (L, 2).
     """
 
     landmarks: np.ndarray
-    smoother: ShapeStabilizer
+    reference: np.ndarray
+    stabilizer: LandmarkStabilizer
     score: Optional[float]
+    patch: Optional[FacePatch] = None
+    motion: Optional[np.ndarray] = None
+    expected: Optional[np.ndarray] = None
 
 
 class FaceTracker:
     """The state of video mode (see the module notes); `FaceLandmarker.detect_for_video` drives it.
 
     Args:
-        smoothing: the One Euro parameters of the shape filter (`inference.stabilizer`), or None for
-            no smoothing.
+        input_size: the model's crop side in pixels.
+        margin: the model's crop margin.
+        smoothing: the One Euro parameters of the stabilizer, or None for no smoothing.
+        optical_flow: measure each face's motion by optical flow (else the crop follows the last
+            landmarks and the stabilizer takes the motion from the landmarks).
         min_quality: faces whose quality falls below this are lost (when quality is known).
         redetect_every: also run the detector every this many frames (0: only when no face is tracked).
     """
 
-    def __init__(self, smoothing: Optional[OneEuroConfig] = SHAPE_SMOOTHING, min_quality: float = 0.0,
-                 redetect_every: int = 0):
-        self.smoothing, self.min_quality, self.redetect_every = smoothing, min_quality, redetect_every
+    def __init__(self, input_size: int, margin: float,
+                 smoothing: Optional[OneEuroConfig] = SMOOTHING, optical_flow: bool = True,
+                 min_quality: float = 0.0, redetect_every: int = 0):
+        self.input_size, self.margin = int(input_size), float(margin)
+        self.smoothing, self.optical_flow = smoothing, optical_flow
+        self.min_quality, self.redetect_every = min_quality, redetect_every
         self.tracks: list[Track] = []
         self.frames = 0
         self.last_timestamp_ms: Optional[float] = None
@@ -67,19 +89,28 @@ class FaceTracker:
         return not self.tracks or bool(periodic)
 
     def boxes(self) -> np.ndarray:
-        """The crop boxes of the tracked faces: the tight boxes of their last landmarks."""
+        """The tight boxes (K, 4) of the tracked faces' last landmarks."""
         return np.stack([landmark_box(t.landmarks) for t in self.tracks]).astype(np.float32)
+
+    def crop_matrices(self, frame: np.ndarray) -> np.ndarray:
+        """The image -> crop matrices (K, 2, 3) of the tracked faces in this RGB frame (steps 1-2)."""
+        matrices = []
+        for track in self.tracks:
+            track.motion = estimate_motion(track.patch, frame) if track.patch is not None else None
+            track.expected = track.landmarks if track.motion is None else apply_affine(track.landmarks, track.motion)
+            matrices.append(aligned_crop_matrix(track.expected, track.reference, self.input_size, self.margin))
+        return np.stack(matrices)
 
     def start(self, outputs: dict, scores: list) -> None:
         """New tracks from a detection pass (replacing the old ones)."""
-        self.tracks = [Track(points, ShapeStabilizer(self.smoothing or SHAPE_SMOOTHING), score)
+        self.tracks = [Track(points, points.copy(), LandmarkStabilizer(self.smoothing or SMOOTHING), score)
                        for points, score in zip(outputs["landmarks"], scores)]
 
     def keep(self, outputs: dict) -> np.ndarray:
         """Updates the tracks with a tracking pass; returns which faces were kept (the others are lost)."""
         kept = np.ones(len(self.tracks), bool)
         for i, (track, points) in enumerate(zip(self.tracks, outputs["landmarks"])):
-            overlap = box_iou(landmark_box(track.landmarks), landmark_box(points)[None])[0]
+            overlap = box_iou(landmark_box(track.expected), landmark_box(points)[None])[0]
             low_quality = "quality" in outputs and outputs["quality"][i] < self.min_quality
             if overlap < MIN_BOX_OVERLAP or low_quality:
                 kept[i] = False
@@ -88,10 +119,17 @@ class FaceTracker:
         self.tracks = [t for t, k in zip(self.tracks, kept) if k]
         return kept
 
-    def smoothed(self, timestamp_ms: float) -> list[np.ndarray]:
-        """Each track's landmarks through its filter at this frame's time."""
+    def smoothed(self, frame: np.ndarray, timestamp_ms: float) -> list[np.ndarray]:
+        """Each track's landmarks through its stabilizer at this frame's time (step 3); keeps the
+        frame's patch around each face for the next motion."""
         self.frames += 1
         self.last_timestamp_ms = timestamp_ms
-        if self.smoothing is None:
-            return [t.landmarks for t in self.tracks]
-        return [t.smoother(t.landmarks, timestamp_ms / 1000.0).astype(np.float32) for t in self.tracks]
+        outputs = []
+        for track in self.tracks:
+            points = track.landmarks
+            if self.smoothing is not None:
+                points = track.stabilizer(points, timestamp_ms / 1000.0, track.motion).astype(np.float32)
+            if self.optical_flow:
+                track.patch = face_patch(frame, landmark_box(points))
+            outputs.append(points)
+        return outputs

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from datasets.errors import DataError
+from datasets.geometry import apply_affine, crop_matrix, invert_affine, rotation_about
 from datasets.schemes import COFW29
 from rar_keras.inference.crop_landmarker import CropLandmarker
 
@@ -57,3 +58,19 @@ def test_margin_override_and_mismatched_inputs():
     with pytest.raises(DataError, match="2 images but 1 boxes"):
         CropLandmarker(CentreModel()).predict(images, boxes[:1])
     assert CropLandmarker(CentreModel()).predict([], np.zeros((0, 4))).shape == (0, L, 2)
+
+
+def test_crop_matrices_give_the_same_faces_as_their_boxes():
+    images, boxes = _images_and_boxes()
+    landmarker = CropLandmarker(CentreModel(), batch_size=1)
+    matrices = np.stack([crop_matrix(box, SIZE, CentreModel.margin) for box in boxes])
+    np.testing.assert_allclose(landmarker.predict_outputs(images, matrices=matrices)["landmarks"],
+                               landmarker.predict(images, boxes), atol=1e-4)
+    turned = np.stack([np.vstack([m, [0, 0, 1]]) @ np.vstack([rotation_about((50, 60), 0.5), [0, 0, 1]])
+                       for m in matrices])[:, :2]
+    np.testing.assert_allclose(landmarker.predict_steps(images, matrices=turned)["detected"],
+                               [apply_affine(np.full((L, 2), CENTRE), invert_affine(m)) for m in turned], atol=1e-4)
+    with pytest.raises(DataError, match="either as boxes or as crop matrices"):
+        landmarker.predict_outputs(images, boxes, matrices)
+    with pytest.raises(DataError, match="2 images but 1 crop matrices"):
+        landmarker.predict_outputs(images, matrices=matrices[:1])

