@@ -115,10 +115,11 @@ def _regions(count: int, boxes, matrices) -> np.ndarray:
     """The faces' (N, 4) boxes or (N, 2, 3) crop matrices, checked against the image count."""
     if (boxes is None) == (matrices is None):
         raise DataError("give the faces either as boxes or as crop matrices")
-    if boxes is not None:
-        regions, what = np.asarray(boxes, dtype=np.float32).reshape(-1, 4), "boxes"
-    else:
-        regions, what = np.asarray(matrices, dtype=np.float64).reshape(-1, 2, 3), "crop matrices"
+    regions, what, shape = (boxes, "boxes", (4,)) if boxes is not None else (matrices, "crop matrices", (2, 3))
+    regions = np.asarray(regions, dtype=np.float64 if boxes is None else np.float32)
+    if regions.size % int(np.prod(shape)):
+        raise DataError(f"{what} must be (N, {', '.join(map(str, shape))}), got shape {regions.shape}")
+    regions = regions.reshape((-1,) + shape)
     if count != len(regions):
         raise DataError(f"{count} images but {len(regions)} {what}")
     return regions

@@ -299,9 +299,12 @@ class FaceLandmarker:
     def detect_for_video(self, frame: ImageInput, timestamp_ms: float, boxes=None) -> LandmarkerResult:
         """The faces in one video frame (`running_mode="video"`), frames given in time order.
 
-        Faces tracked from the previous frame are cropped around their previous landmarks (no
-        detector); the landmarks returned are smoothed over time. Call `reset()` between videos.
-        `boxes` ((K, 4) image pixels) stand in for the detector whenever it would run.
+        Faces tracked from the previous frame are cropped around their previous landmarks, moved by
+        the face's optical flow and turned with it (no detector); the landmarks returned are
+        smoothed over time, and each face's `box` is the tight box of its unsmoothed landmarks.
+        When the detector runs again (`redetect_every`), faces already tracked keep their tracks
+        and only new faces start one. Call `reset()` between videos. `boxes` ((K, 4) image
+        pixels) stand in for the detector whenever it would run.
         """
         if self.options.running_mode != "video":
             raise DataError("detect_for_video needs LandmarkerOptions(running_mode='video')")
@@ -309,14 +312,20 @@ class FaceLandmarker:
         if last is not None and timestamp_ms <= last:
             raise DataError(f"timestamp_ms {timestamp_ms} is not after the previous frame's {last}")
         pixels, path = load_image(frame, "frame", self.options.color_order)
-        if not self.tracker.needs_detection():
+        detect = self.tracker.needs_detection()
+        outputs = None
+        if self.tracker.tracks:
             matrices = self.tracker.crop_matrices(pixels)
             outputs = self._predict([pixels] * len(matrices), matrices=matrices)
-            kept = self.tracker.keep(outputs)
+            kept = self.tracker.keep(outputs, pixels.shape[:2])
             outputs = {k: v[kept] for k, v in outputs.items()}
-        if self.tracker.needs_detection():
-            outputs, _, scores = self.landmarks_in(pixels, boxes)
-            self.tracker.start(outputs, scores)
+        if detect or not self.tracker.tracks:
+            found, _, scores = self.landmarks_in(pixels, boxes)
+            added = self.tracker.add(found, scores)
+            if outputs is None:
+                outputs = {k: v[added] for k, v in found.items()}
+            elif added.any():
+                outputs = {k: np.concatenate([outputs[k], found[k][added]]) for k in outputs}
         smoothed = self.tracker.smoothed(pixels, timestamp_ms)
         boxes = self.tracker.boxes() if self.tracker.tracks else np.zeros((0, 4), np.float32)
         faces = []

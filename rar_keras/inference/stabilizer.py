@@ -31,8 +31,9 @@ class LandmarkStabilizer:
     """Smooths one face's landmarks over time (see the module notes).
 
     Args:
-        config: the One Euro parameters, in units of the face's size (its `scale` is ignored), so
-            one setting fits small and large faces.
+        config: the One Euro parameters, in units of the face's size (the diagonal of the track's
+            first landmark box; the config's `scale` is ignored), so one setting fits small and
+            large faces.
 
     Example:
         >>> stabilizer = LandmarkStabilizer(SMOOTHING)

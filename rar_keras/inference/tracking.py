@@ -10,9 +10,10 @@ A face found by the detector becomes a track. On each next frame, no detector ru
    motion (`inference.stabilizer`).
 
 A track is dropped when the face is lost: its quality (when the model has a calibrated one) falls
-under `min_quality`, or its new landmark box barely overlaps the expected one. With no track
-left, the detector runs again (`redetect_every` also re-runs it periodically, to pick up new
-faces).
+under `min_quality`, its new landmark box barely overlaps the expected one, or most of that box
+lies outside the frame (the face left it). With no track left, the detector runs again;
+`redetect_every` also re-runs it periodically to pick up new faces, and a detection that overlaps
+a tracked face is left to its track (which keeps its smoothing).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rar_keras.inference.one_euro import OneEuroConfig
 from rar_keras.inference.stabilizer import SMOOTHING, LandmarkStabilizer
 
 MIN_BOX_OVERLAP = 0.3      # a new landmark box overlapping the expected one less than this: the face is lost
+MIN_INSIDE = 0.5           # less of the landmark box than this inside the frame: the face has left it
 
 
 @dataclasses.dataclass
@@ -101,18 +103,29 @@ class FaceTracker:
             matrices.append(aligned_crop_matrix(track.expected, track.reference, self.input_size, self.margin))
         return np.stack(matrices)
 
-    def start(self, outputs: dict, scores: list) -> None:
-        """New tracks from a detection pass (replacing the old ones)."""
-        self.tracks = [Track(points, points.copy(), LandmarkStabilizer(self.smoothing or SMOOTHING), score)
-                       for points, score in zip(outputs["landmarks"], scores)]
+    def add(self, outputs: dict, scores: list) -> np.ndarray:
+        """New tracks from a detection pass, for the faces no track follows yet; returns which
+        detections started one."""
+        tracked = [landmark_box(t.landmarks) for t in self.tracks]
+        added = np.zeros(len(scores), bool)
+        for i, (points, score) in enumerate(zip(outputs["landmarks"], scores)):
+            box = landmark_box(points)
+            if tracked and box_iou(box, np.stack(tracked)).max() >= MIN_BOX_OVERLAP:
+                continue
+            self.tracks.append(Track(points, points.copy(), LandmarkStabilizer(self.smoothing or SMOOTHING), score))
+            tracked.append(box)
+            added[i] = True
+        return added
 
-    def keep(self, outputs: dict) -> np.ndarray:
-        """Updates the tracks with a tracking pass; returns which faces were kept (the others are lost)."""
+    def keep(self, outputs: dict, frame_hw: tuple) -> np.ndarray:
+        """Updates the tracks with a tracking pass on a frame of (height, width); returns which faces
+        were kept (the others are lost)."""
         kept = np.ones(len(self.tracks), bool)
         for i, (track, points) in enumerate(zip(self.tracks, outputs["landmarks"])):
-            overlap = box_iou(landmark_box(track.expected), landmark_box(points)[None])[0]
+            box = landmark_box(points)
+            overlap = box_iou(landmark_box(track.expected), box[None])[0]
             low_quality = "quality" in outputs and outputs["quality"][i] < self.min_quality
-            if overlap < MIN_BOX_OVERLAP or low_quality:
+            if overlap < MIN_BOX_OVERLAP or low_quality or _inside(box, frame_hw) < MIN_INSIDE:
                 kept[i] = False
             else:
                 track.landmarks = points
@@ -133,3 +146,12 @@ class FaceTracker:
                 track.patch = face_patch(frame, landmark_box(points))
             outputs.append(points)
         return outputs
+
+
+def _inside(box: np.ndarray, frame_hw: tuple) -> float:
+    """The share of `box`'s area inside a frame of (height, width)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    area = max(x1 - x0, 1e-6) * max(y1 - y0, 1e-6)
+    width = max(0.0, min(x1, frame_hw[1]) - max(x0, 0.0))
+    height = max(0.0, min(y1, frame_hw[0]) - max(y0, 0.0))
+    return width * height / area

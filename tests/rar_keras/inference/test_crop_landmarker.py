@@ -74,3 +74,5 @@ def test_crop_matrices_give_the_same_faces_as_their_boxes():
         landmarker.predict_outputs(images, boxes, matrices)
     with pytest.raises(DataError, match="2 images but 1 crop matrices"):
         landmarker.predict_outputs(images, matrices=matrices[:1])
+    with pytest.raises(DataError, match=r"crop matrices must be \(N, 2, 3\), got shape \(2, 2, 2\)"):
+        landmarker.predict_outputs(images, matrices=matrices[:, :, :2])

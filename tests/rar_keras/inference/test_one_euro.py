@@ -76,3 +76,22 @@ def test_moved_memory_follows_a_moving_signal_without_lag():
         np.testing.assert_allclose(moved(points, frame / 30), points, atol=1e-9)
         late = trailing(points, frame / 30)
     assert np.abs(late - points).max() > 1.0
+
+
+def test_a_move_turns_the_speed_memory_too():
+    """Turning the stream by 90 degrees mid-way, with `move`, gives the turned output of the unturned
+    stream: the per-coordinate speeds that set the cutoff turn with the points."""
+    rng = np.random.default_rng(3)
+    stream = np.cumsum(rng.normal(0, 1, (12, 4, 2)) * [3.0, 0.5], axis=0)   # fast in x, slow in y
+    turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
+    config = OneEuroConfig(min_cutoff=0.5, beta=2.0, scale=4.0)
+    plain, turned = OneEuroFilter(config), OneEuroFilter(config)
+    for frame, points in enumerate(stream):
+        expected = plain(points, frame / 30)
+        if frame < 6:
+            turned(points, frame / 30)
+            continue
+        if frame == 6:
+            turned.move(turn)
+        output = turned(points @ turn[:, :2].T, frame / 30)
+        np.testing.assert_allclose(output, expected @ turn[:, :2].T, atol=1e-9)
