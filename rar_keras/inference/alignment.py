@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from datasets.crops import chain_affine
-from datasets.geometry import crop_matrix, rotation_about, similarity_matrix
+from datasets.geometry import apply_affine, crop_matrix, rotation_about, similarity_matrix
 from datasets.record import landmark_box
 
 
@@ -33,5 +33,5 @@ def aligned_crop_matrix(points: np.ndarray, reference: np.ndarray, size: int, ma
     points = np.asarray(points, np.float64)
     fit = similarity_matrix(points, reference)
     turn = rotation_about(points.mean(0), math.atan2(fit[1, 0], fit[0, 0]))
-    box = landmark_box(points @ turn[:, :2].T + turn[:, 2])
+    box = landmark_box(apply_affine(points, turn))
     return chain_affine(crop_matrix(box, size, margin), turn)

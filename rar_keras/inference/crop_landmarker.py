@@ -103,12 +103,10 @@ class CropLandmarker:
 
     def _batches(self, images: Sequence[np.ndarray], boxes, matrices):
         regions = _regions(len(images), boxes, matrices)
+        given = "boxes" if boxes is not None else "matrices"
         for start in range(0, len(images), self.batch_size):
             part = slice(start, start + self.batch_size)
-            if boxes is not None:
-                yield self.crops(images[part], boxes=regions[part])
-            else:
-                yield self.crops(images[part], matrices=regions[part])
+            yield self.crops(images[part], **{given: regions[part]})
 
 
 def _regions(count: int, boxes, matrices) -> np.ndarray:

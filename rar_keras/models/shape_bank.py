@@ -9,6 +9,8 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.linear_model import RANSACRegressor, LinearRegression
 
+from datasets.geometry import apply_affine, similarity_matrix
+
 PROCRUSTES_ITERATIONS = 5
 # A shape is kept when RANSAC finds at least this fraction of its points consistent with the mean.
 MIN_INLIER_FRACTION = 0.75
@@ -50,20 +52,9 @@ def _similarity_design(source: np.ndarray) -> np.ndarray:
     return np.concatenate([np.stack([x, -y, one, zero], 1), np.stack([y, x, zero, one], 1)])
 
 
-def _apply(params: np.ndarray, source: np.ndarray) -> np.ndarray:
-    a, b, tx, ty = params
-    return np.stack([a * source[:, 0] - b * source[:, 1] + tx, b * source[:, 0] + a * source[:, 1] + ty], 1)
-
-
 def align_to(shapes: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares similarity alignment of every shape onto `target`."""
-    design = [_similarity_design(s) for s in shapes]
-    rhs = np.concatenate([target[:, 0], target[:, 1]])
-    out = []
-    for shape, rows in zip(shapes, design):
-        params = np.linalg.lstsq(rows, rhs, rcond=None)[0]
-        out.append(_apply(params, shape))
-    return normalise(np.stack(out))
+    return normalise(np.stack([apply_affine(shape, similarity_matrix(shape, target)) for shape in shapes]))
 
 
 def generalised_procrustes(shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
