@@ -41,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--init-only", nargs="*", default=[], metavar="PREFIX",
                         help="with --init-from, copy only the weights under these layer paths, "
                              "e.g. backbone/ (the architectures may then differ elsewhere)")
+    parser.add_argument("--teacher", default=None, metavar="MODEL",
+                        help="distil a trained preset or .keras file of the same scheme (any input size): "
+                             "the model also learns to match its heatmaps, weighted by distill_weight")
     parser.add_argument("--verbose", type=int, default=1,
                         help="Keras progress: 0 none, 1 bar, 2 a line per epoch; 3 also TensorFlow's log lines")
     return parser.parse_args(argv)
@@ -59,7 +62,8 @@ def main(argv=None) -> int:
         train(TrainingRun(experiment=experiment, data=args.data, out=args.out, epochs=args.epochs,
                           val_data=args.val_data, val_fraction=args.val_fraction, max_steps=args.max_steps,
                           cpu_replicas=args.cpu_replicas, deterministic=args.deterministic,
-                          init_from=args.init_from, init_only=args.init_only, verbose=args.verbose))
+                          init_from=args.init_from, init_only=args.init_only, teacher=args.teacher,
+                          verbose=args.verbose))
     except (DataError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -1,4 +1,5 @@
-"""The RAR training objective: heatmap cross-entropy, refinement regression, visibility, REINFORCE.
+"""The RAR training objective: heatmap cross-entropy, refinement regression, visibility, REINFORCE,
+and the distillation of a teacher's heatmaps.
 
 Every function returns a per-face loss (B,); distances are in units of the true shape's RMS
 radius D* (scale-free: a face's size does not weigh on the loss).
@@ -29,6 +30,21 @@ def heatmap_loss(logits, landmarks, stride: int, sigma: float):
     target = tf.nn.softmax(-sq / (2.0 * sigma ** 2), axis=-1)
     log_probs = tf.nn.log_softmax(flat, axis=-1)
     kl = tf.reduce_sum(target * (tf.math.log(target + 1e-12) - log_probs), -1)
+    return tf.reduce_mean(kl, -1)
+
+
+def distillation_loss(logits, teacher_logits):
+    """KL divergence from a teacher's spatial softmax to the student's, per landmark, averaged (B,).
+
+    The teacher's heatmaps may come from a larger crop of the same face (more cells over the same
+    extent): its logits are resized to the student's grid first (bilinear, cell centres aligned).
+    """
+    _, height, width, num = logits.shape
+    teacher_logits = tf.image.resize(tf.cast(teacher_logits, tf.float32), [height, width], method="bilinear")
+    student = tf.transpose(tf.reshape(logits, [-1, height * width, num]), [0, 2, 1])           # (B, L, HW)
+    teacher = tf.transpose(tf.reshape(teacher_logits, [-1, height * width, num]), [0, 2, 1])
+    target = tf.nn.softmax(teacher, axis=-1)
+    kl = tf.reduce_sum(target * (tf.nn.log_softmax(teacher, axis=-1) - tf.nn.log_softmax(student, axis=-1)), -1)
     return tf.reduce_mean(kl, -1)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -16,7 +18,7 @@ from rar_keras.models.shape_bank import build_shape_bank
 from rar_keras.presets import load_preset
 from rar_keras.training import distribute
 
-LOSS_NAMES = ("loss", "heatmap_loss", "visibility_loss", "refine_loss", "policy_loss", "value_loss")
+LOSS_NAMES = ("loss", "heatmap_loss", "visibility_loss", "refine_loss", "policy_loss", "value_loss", "distill_loss")
 NME_NAMES = ("nme", "nme_detected", "nme_init")
 
 
@@ -37,7 +39,8 @@ class RARLandmarker(keras.Model):
     centres; "attention_logits" (B, T, L); "heatmaps" (B, h, w, L) conv8 logits.
 
     How it trains (loss weights, stages, start shapes, attention sampling) comes from the
-    `TrainingConfig` given to `compile`.
+    `TrainingConfig` given to `compile`; `set_teacher` adds a trained model whose heatmaps the
+    detector also learns to match (distillation).
 
     Args:
         config: a `RARConfig` (or its dict form, as stored by `get_config`).
@@ -74,6 +77,7 @@ class RARLandmarker(keras.Model):
                                         attention_radius=cfg.attention_radius)
         self._trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES + NME_NAMES}
         self._start_seed = keras.random.SeedGenerator(1)
+        self.set_teacher(None)
 
     # === Construction ===
     def set_shape_bank(self, bank) -> None:
@@ -101,6 +105,28 @@ class RARLandmarker(keras.Model):
                      training=TrainingConfig.from_dict(config["training"]))
         if self.built:   # the optimizer's slots, so that a saved optimizer state loads into them
             self.optimizer.build(self.trainable_variables)
+
+    def set_teacher(self, teacher: "RARLandmarker | None") -> None:
+        """A trained model of the same scheme and crop margin whose conv8 heatmaps the detector learns
+        to match in `fit` (and `evaluate` reports), weighted by the training config's `distill_weight`.
+        The teacher sees the same crops, resized to its input size (at most twice this model's: its
+        heatmaps are resized back without anti-aliasing); its weights are neither trained nor saved
+        with this model. None removes it."""
+        if teacher is not None:
+            if teacher.config.scheme != self.config.scheme or teacher.config.margin != self.config.margin:
+                raise ValueError(f"the teacher must share the scheme and crop margin: teacher "
+                                 f"{teacher.config.scheme}, margin {teacher.config.margin}; this model "
+                                 f"{self.config.scheme}, margin {self.config.margin}")
+            if teacher.config.heatmap_size > 2 * self.config.heatmap_size:
+                raise ValueError(f"the teacher's heatmaps ({teacher.config.heatmap_size} cells) may be at most "
+                                 f"twice this model's ({self.config.heatmap_size})")
+            teacher.trainable = False
+        # Kept in a plain namespace, reachable by no attribute or property of the model: Keras neither
+        # tracks nor saves what it holds (the saver follows layers, lists, tuples and dicts among the
+        # model's attributes and properties, not other objects).
+        object.__setattr__(self, "_distillation", types.SimpleNamespace(teacher=teacher))
+        self.train_function = self.test_function = None  # retrace with or without the teacher
+
 
     def set_stage(self, stage: str) -> None:
         """Selects what `fit` trains: "detector", "refiner" (backbone frozen) or "joint"."""
@@ -155,12 +181,31 @@ class RARLandmarker(keras.Model):
         return tf.where(choice < cfg.start_truth_prob, noisy_truth,
                         tf.where(choice < cfg.start_truth_prob + cfg.start_mean_prob, mean, robust_start))
 
-    def _objective(self, detected, refined, landmarks, visibility):
+    def _teacher_heatmaps(self, images):
+        """The teacher's conv8 logits on the same crops, resized to its input size (no gradient)."""
+        size = self._distillation.teacher.config.input_size
+        pixels = tf.cast(images, tf.float32)
+        if size != self.config.input_size:
+            pixels = tf.image.resize(pixels, [size, size], method="bilinear")
+        return tf.stop_gradient(self._distillation.teacher.backbone(pixels, training=False)["heatmaps"])
+
+    def _distillation_targets(self, images):
+        """The teacher's heatmaps when a teacher is set and the detector trains, else None."""
+        if self._distillation.teacher is None or self.stage == "refiner":
+            return None
+        return self._teacher_heatmaps(images)
+
+    def _objective(self, detected, refined, landmarks, visibility, teacher_heatmaps=None):
         cfg = self.training_config
         heat = losses.heatmap_loss(detected["heatmaps"], landmarks, self.config.heatmap_stride, cfg.heatmap_sigma)
         seen = losses.visibility_loss(detected["visibility_logits"], visibility)
         values = {"heatmap_loss": heat, "visibility_loss": seen}
-        total = cfg.visibility_weight * seen + (0.0 if self.stage == "refiner" else cfg.heatmap_weight) * heat
+        detector_weight = 0.0 if self.stage == "refiner" else 1.0
+        total = cfg.visibility_weight * seen + detector_weight * cfg.heatmap_weight * heat
+        if teacher_heatmaps is not None:
+            distill = losses.distillation_loss(detected["heatmaps"], teacher_heatmaps)
+            values["distill_loss"] = distill
+            total += detector_weight * cfg.distill_weight * distill
         if refined is not None:
             refine = losses.refinement_loss(refined["shapes"], landmarks)
             policy, value = losses.attention_losses(refined, landmarks, cfg.eta, cfg.entropy_weight)
@@ -194,9 +239,10 @@ class RARLandmarker(keras.Model):
     def train_step(self, data):
         images, landmarks, visibility = _unpack(data)
         variables = self._trainable_for_stage()
+        teacher_heatmaps = self._distillation_targets(images)
         with tf.GradientTape() as tape:
             detected, refined, start = self._forward_for_training(images, landmarks)
-            loss_values = self._objective(detected, refined, landmarks, visibility)
+            loss_values = self._objective(detected, refined, landmarks, visibility, teacher_heatmaps)
             # Gradients are summed over replicas: scale each replica's mean by their count.
             replicas = tf.distribute.get_replica_context().num_replicas_in_sync
             scaled = tf.reduce_mean(loss_values["loss"]) / tf.cast(replicas, tf.float32)
@@ -211,7 +257,7 @@ class RARLandmarker(keras.Model):
         detected = self._detect(images, training=False)
         start, _ = self.initializer(detected["detected"], detected["visibility"], mode=self.init_mode)
         refined = self._refine(detected, start, training=False)
-        loss_values = self._objective(detected, refined, landmarks, visibility)
+        loss_values = self._objective(detected, refined, landmarks, visibility, self._distillation_targets(images))
         logs = self._update_metrics(loss_values, landmarks, refined["shapes"][:, -1], detected["detected"], start)
         return distribute.logs_for_reduction(logs)
 

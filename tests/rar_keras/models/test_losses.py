@@ -108,3 +108,20 @@ def test_smooth_l1_matches_its_definition(value):
     beta = losses.SMOOTH_L1_BETA
     expected = 0.5 * value ** 2 / beta if value < beta else value - 0.5 * beta
     assert losses.smooth_l1(tf.constant(value)).numpy() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_distillation_loss_is_the_kl_divergence_from_the_teachers_softmax(factor):
+    batch, size, num = 2, 4, 3
+    logits = RNG.normal(size=(batch, size, size, num)).astype(np.float32)
+    teacher = RNG.normal(size=(batch, size * factor, size * factor, num)).astype(np.float32)
+    # Halving a grid with aligned cell centres averages each 2x2 block of the teacher's logits.
+    on_grid = teacher.reshape(batch, size, factor, size, factor, num).mean((2, 4))
+    expected = np.zeros(batch)
+    for b in range(batch):
+        for l in range(num):
+            t, z = on_grid[b, :, :, l].ravel(), logits[b, :, :, l].ravel()
+            p_t, p_s = np.exp(t - t.max()) / np.exp(t - t.max()).sum(), np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+            expected[b] += (p_t * np.log(p_t / p_s)).sum() / num
+    np.testing.assert_allclose(losses.distillation_loss(logits, teacher).numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert np.abs(losses.distillation_loss(on_grid, teacher).numpy()).max() < 1e-5      # matched: no loss

