@@ -36,30 +36,13 @@ from datasets.loaders import load_records
 from datasets.record import landmark_box
 from datasets.schemes import get_scheme
 from eval.metrics import normalizer
+from rar_keras.models.shape_bank import generalised_procrustes
 
 DEFAULT_RIDGE = 1e-4          # added to the visible block's covariance (aligned shapes: unit RMS radius)
-ALIGNMENT_ROUNDS = 5
 MIN_VISIBLE = 3               # points needed to place the shape model by a similarity
 MIN_FILL_VISIBLE = 10         # the model's own shapes: fewer visible points than this are left as they are
 FAILURE_THRESHOLD = 10.0      # FR@10, % of the inter-pupil distance
 FILL_THRESHOLDS = (0.5, 0.3)  # visibility below which the model's output points count as hidden
-
-
-def unit_shape(points: np.ndarray) -> np.ndarray:
-    """The shape centred, scaled to RMS radius 1."""
-    centred = np.asarray(points, np.float64) - np.mean(points, axis=0)
-    return centred / np.sqrt(np.mean(np.sum(centred ** 2, axis=1)))
-
-
-def align_shapes(shapes: np.ndarray, rounds: int = ALIGNMENT_ROUNDS) -> tuple[np.ndarray, np.ndarray]:
-    """Generalized Procrustes: (aligned shapes (N, L, 2), their unit-radius mean (L, 2))."""
-    shapes = np.asarray(shapes, np.float64)
-    reference = unit_shape(shapes[0])
-    for _ in range(rounds):
-        aligned = np.stack([apply_affine(s, similarity_matrix(s, reference)) for s in shapes])
-        reference = unit_shape(aligned.mean(axis=0))
-    aligned = np.stack([apply_affine(s, similarity_matrix(s, reference)) for s in shapes])
-    return aligned, reference
 
 
 def conditional_mean(mean: np.ndarray, covariance: np.ndarray, values: np.ndarray, known: np.ndarray,
@@ -106,7 +89,7 @@ class GaussianShapeModel:
         if shapes.ndim != 3 or shapes.shape[2] != 2 or len(shapes) < 2:
             raise DataError(f"GaussianShapeModel: shapes must be (N >= 2, L, 2), got {shapes.shape}")
         self.shapes = shapes
-        _, self.reference = align_shapes(shapes)
+        _, self.reference = generalised_procrustes(shapes)
         self.ridge = ridge
 
     def fill_hidden(self, points: np.ndarray, visible: np.ndarray) -> np.ndarray:

@@ -127,7 +127,6 @@ class RARLandmarker(keras.Model):
         object.__setattr__(self, "_distillation", types.SimpleNamespace(teacher=teacher))
         self.train_function = self.test_function = None  # retrace with or without the teacher
 
-
     def set_stage(self, stage: str) -> None:
         """Selects what `fit` trains: "detector", "refiner" (backbone frozen) or "joint"."""
         if stage not in STAGES:
@@ -181,31 +180,28 @@ class RARLandmarker(keras.Model):
         return tf.where(choice < cfg.start_truth_prob, noisy_truth,
                         tf.where(choice < cfg.start_truth_prob + cfg.start_mean_prob, mean, robust_start))
 
-    def _teacher_heatmaps(self, images):
-        """The teacher's conv8 logits on the same crops, resized to its input size (no gradient)."""
-        size = self._distillation.teacher.config.input_size
+    def _distillation_targets(self, images):
+        """The teacher's conv8 logits on the same crops, resized to its input size (no gradient), when
+        a teacher is set and the detector trains; else None."""
+        teacher = self._distillation.teacher
+        if teacher is None or self.stage == "refiner":
+            return None
+        size = teacher.config.input_size
         pixels = tf.cast(images, tf.float32)
         if size != self.config.input_size:
             pixels = tf.image.resize(pixels, [size, size], method="bilinear")
-        return tf.stop_gradient(self._distillation.teacher.backbone(pixels, training=False)["heatmaps"])
-
-    def _distillation_targets(self, images):
-        """The teacher's heatmaps when a teacher is set and the detector trains, else None."""
-        if self._distillation.teacher is None or self.stage == "refiner":
-            return None
-        return self._teacher_heatmaps(images)
+        return tf.stop_gradient(teacher.backbone(pixels, training=False)["heatmaps"])
 
     def _objective(self, detected, refined, landmarks, visibility, teacher_heatmaps=None):
         cfg = self.training_config
         heat = losses.heatmap_loss(detected["heatmaps"], landmarks, self.config.heatmap_stride, cfg.heatmap_sigma)
         seen = losses.visibility_loss(detected["visibility_logits"], visibility)
         values = {"heatmap_loss": heat, "visibility_loss": seen}
-        detector_weight = 0.0 if self.stage == "refiner" else 1.0
-        total = cfg.visibility_weight * seen + detector_weight * cfg.heatmap_weight * heat
-        if teacher_heatmaps is not None:
+        total = cfg.visibility_weight * seen + (0.0 if self.stage == "refiner" else cfg.heatmap_weight) * heat
+        if teacher_heatmaps is not None:      # never in the refiner stage (see _distillation_targets)
             distill = losses.distillation_loss(detected["heatmaps"], teacher_heatmaps)
             values["distill_loss"] = distill
-            total += detector_weight * cfg.distill_weight * distill
+            total += cfg.distill_weight * distill
         if refined is not None:
             refine = losses.refinement_loss(refined["shapes"], landmarks)
             policy, value = losses.attention_losses(refined, landmarks, cfg.eta, cfg.entropy_weight)
