@@ -43,6 +43,15 @@ def test_sip_matches_numpy_reference_and_passes_gradients():
     assert gradient.sum() == pytest.approx(2 * 7 * 5, rel=1e-4)  # bilinear weights sum to one
 
 
+def test_sip_on_a_map_wider_than_high_matches_numpy():
+    """x indexes the width and y the height (a square map would hide a swap)."""
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(2, 5, 11, 3)).astype(np.float32)
+    points = rng.uniform(-6, 50, size=(2, 9, 2)).astype(np.float32)
+    sampled = ShapeIndexedPooling(stride=STRIDE)(features, points).numpy()
+    np.testing.assert_allclose(sampled, numpy_bilinear(features, points, STRIDE), atol=1e-5)
+
+
 def test_sip_patch_centre_equals_point_sampling():
     rng = np.random.default_rng(1)
     features = rng.normal(size=(1, 8, 8, 3)).astype(np.float32)
