@@ -38,7 +38,10 @@ def _read_metadata(backup_dir: pathlib.Path) -> dict | None:
     try:
         metadata = json.loads(path.read_text())
         int(metadata["epoch"]), str(metadata["weights"]), list(metadata["seed_states"])
-    except (ValueError, KeyError, TypeError) as error:
+    except KeyError as error:
+        raise DataError(f"{path}: not a backup of this trainer (no {error} field; expected epoch, weights "
+                        f"and seed_states); delete {backup_dir} to train from the start") from None
+    except (ValueError, TypeError) as error:
         raise DataError(f"{path}: unreadable training backup ({error}); delete {backup_dir} "
                         "to train from the start") from None
     if not (backup_dir / metadata["weights"]).is_file():
@@ -89,8 +92,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         try:
             self.model.load_weights(str(weights))
         except (OSError, ValueError) as error:
-            raise DataError(f"{weights}: cannot restore the training backup ({error}); delete "
-                            f"{self.folder} to train from the start") from None
+            raise DataError(f"{weights}: cannot restore the training backup ({error}); resume with the "
+                            f"configuration that wrote it, or delete {self.folder} to train from the "
+                            "start") from None
         variables = _seed_states(self.model)
         if len(variables) != len(metadata["seed_states"]):
             raise DataError(f"{self.folder / BACKUP_METADATA}: {len(metadata['seed_states'])} random-generator "
@@ -109,3 +113,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         for stale in self.folder.glob(f"*{WEIGHTS_SUFFIX}"):
             if stale.name != name:
                 stale.unlink(missing_ok=True)
+
+    def on_train_end(self, logs=None):
+        # The metadata goes first: a run killed while the folder is being removed starts afresh.
+        (self.folder / BACKUP_METADATA).unlink(missing_ok=True)
+        super().on_train_end(logs)

@@ -66,8 +66,9 @@ def output_path(out, name: str):
 #       `PerReplica` (`needs_symbolic_build`, called from `RARLandmarker._maybe_symbolic_build`);
 #   (2) the train/test steps return their logs with a leading axis of 1: Keras's multi-worker
 #       mean reduces along axis 0 and fails on scalars (`logs_for_reduction`);
-#   (3) each worker's `BackupAndRestore` has its own directory, else they fight over one HDF5
-#       file lock (`backup_dir`).
+#   (3) each worker's backup has its own directory (`backup_dir`): every worker saves, and a
+#       shared folder would have them overwrite each other's metadata and delete each other's
+#       weights files (`rar_keras.training.backup`).
 # Remove this block once the upstream issue is fixed.
 
 def in_multi_worker_mode(strategy=None) -> bool:

@@ -28,6 +28,8 @@ def write_atomically(path, write: Callable[[str], None], suffix: str | None = No
     try:
         write(tmp)
         os.chmod(tmp, FILE_MODE)
+        with open(tmp, "rb") as written:      # on disk before the rename makes it the file
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -47,7 +47,7 @@ def test_sip_on_a_map_wider_than_high_matches_numpy():
     """x indexes the width and y the height (a square map would hide a swap)."""
     rng = np.random.default_rng(1)
     features = rng.normal(size=(2, 5, 11, 3)).astype(np.float32)
-    points = rng.uniform(-6, 50, size=(2, 9, 2)).astype(np.float32)
+    points = np.stack([rng.uniform(-6, 50, size=(2, 9)), rng.uniform(-6, 26, size=(2, 9))], -1).astype(np.float32)
     sampled = ShapeIndexedPooling(stride=STRIDE)(features, points).numpy()
     np.testing.assert_allclose(sampled, numpy_bilinear(features, points, STRIDE), atol=1e-5)
 

@@ -63,6 +63,11 @@ def test_a_backup_restores_every_variable_and_keeps_one_weights_file(tmp_path):
         np.testing.assert_array_equal(a, b)
     assert any("seed_generator_state" in v.path for v in restored.variables)
 
+    callback = backup.AtomicBackupAndRestore(tmp_path, expected_epoch=2)
+    callback.set_model(restored)
+    callback.on_train_end()
+    assert not tmp_path.exists()              # a completed run leaves no backup
+
 
 def test_a_run_killed_before_the_commit_resumes_from_the_previous_epoch_whole(tmp_path, monkeypatch):
     model = _model(0)
@@ -96,6 +101,14 @@ def test_a_broken_backup_is_refused_with_the_file_named(tmp_path):
     saved = json.loads(metadata.read_text())
     metadata.write_text(json.dumps({**saved, "weights": "epoch-00009.weights.h5"}))
     with pytest.raises(DataError, match="epoch-00009.weights.h5, which is missing"):
+        backup.resume_epoch(tmp_path)
+
+    metadata.write_text(json.dumps({**saved, "seed_states": saved["seed_states"][:-1]}))
+    with pytest.raises(DataError, match="random-generator states for a model with"):
+        _restore(tmp_path, expected_epoch=3)
+
+    metadata.write_text(json.dumps({"epoch": 3, "batch": 0}))       # Keras's own backup format
+    with pytest.raises(DataError, match="not a backup of this trainer"):
         backup.resume_epoch(tmp_path)
 
     metadata.write_text('{"epoch": 3, "weig')
