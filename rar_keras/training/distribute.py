@@ -8,6 +8,8 @@ import pathlib
 
 import tensorflow as tf
 
+from datasets.errors import DataError
+
 
 def split_cpu(replicas: int) -> None:
     """Splits the CPU into `replicas` logical devices (for testing mirrored training without GPUs)."""
@@ -89,6 +91,30 @@ def logs_for_reduction(logs: dict) -> dict:
     if not in_multi_worker_mode():
         return logs
     return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+
+def check_same_resume_epoch(epoch: int, folder, strategy=None) -> None:
+    """Under multi-worker training, a DataError on every worker unless all resume at one epoch.
+
+    Each worker commits its own backup (`backup_dir`): a job killed between two workers' commits
+    leaves them at different epochs, and they would then wait on each other's collectives for ever.
+    n * sum(e^2) equals sum(e)^2 over the n workers' epochs e only when they are all equal.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    if not in_multi_worker_mode(strategy):
+        return
+    local = tf.constant([1.0, float(epoch), float(epoch) ** 2], tf.float64)
+
+    @tf.function
+    def totals():
+        return strategy.run(lambda: tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, local))
+
+    workers, total, squares = strategy.experimental_local_results(totals())[0].numpy()
+    if workers * squares != total * total:
+        raise DataError(f"{folder}: this worker resumes at epoch {epoch} but the {int(workers)} workers' "
+                        f"backups are at different epochs (mean {total / workers:g}); delete every worker's "
+                        "backup folder to train from the start")
 
 
 def backup_dir(out):

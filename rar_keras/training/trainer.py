@@ -128,6 +128,7 @@ def train(run: TrainingRun) -> pathlib.Path:
     # A resumed run's input stream continues where the interrupted one stopped.
     backup_dir = distribute.backup_dir(out)
     initial_epoch = backup.resume_epoch(backup_dir)
+    distribute.check_same_resume_epoch(initial_epoch, backup_dir, strategy)
     if initial_epoch:
         print(f"resuming from the backup in {backup_dir}: {initial_epoch} of {epochs} epochs done")
     train_data = train_dataset(train_cache, scheme, config.input_size, training.batch_size, seed=training.seed,

@@ -38,10 +38,9 @@ def model_weights(path) -> list:
     return [np.asarray(w) for w in load_model(str(path)).get_weights()]
 
 
-@pytest.mark.slow
-def test_two_workers_train_to_identical_weights(assets, tmp_path):
-    cluster = {"worker": [f"{HOST}:{port}" for port in free_ports(WORKERS)]}
-    outs = [tmp_path / f"out_{i}" for i in range(WORKERS)]
+def run_workers(assets, tmp_path, outs) -> list:
+    """Starts one training worker per --out folder on 127.0.0.1; (exit code, log text) of each."""
+    cluster = {"worker": [f"{HOST}:{port}" for port in free_ports(len(outs))]}
     processes = []
     for index, out in enumerate(outs):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
@@ -60,9 +59,17 @@ def test_two_workers_train_to_identical_weights(assets, tmp_path):
                 process.kill()
                 process.wait()
             log.close()
-    logs = [(tmp_path / f"worker_{i}.log").read_text() for i in range(WORKERS)]
-    for (process, _), text in zip(processes, logs):
-        assert process.returncode == 0, text[-4000:]
+    return [(process.returncode, (tmp_path / f"worker_{i}.log").read_text())
+            for i, (process, _) in enumerate(processes)]
+
+
+@pytest.mark.slow
+def test_two_workers_train_to_identical_weights(assets, tmp_path):
+    outs = [tmp_path / f"out_{i}" for i in range(WORKERS)]
+    results = run_workers(assets, tmp_path, outs)
+    logs = [text for _, text in results]
+    for code, text in results:
+        assert code == 0, text[-4000:]
     assert all(f"replicas: {WORKERS}" in text for text in logs), logs[0][-2000:]
     assert "Traceback" not in logs[0] + logs[1]
 
@@ -78,3 +85,18 @@ def test_two_workers_train_to_identical_weights(assets, tmp_path):
     config = json.loads((outs[0] / "config.json").read_text())
     assert config["training"]["batch_size"] == 2
     assert (outs[0] / "log.csv").read_text().count("\n") >= 2
+
+
+@pytest.mark.slow
+def test_workers_whose_backups_disagree_stop_with_a_clear_error(assets, tmp_path):
+    """A job killed between two workers' backup commits: one worker at epoch 1, the other at 0."""
+    outs = [tmp_path / f"out_{i}" for i in range(WORKERS)]
+    chief_backup = outs[0] / "backup"
+    chief_backup.mkdir(parents=True)
+    (chief_backup / "epoch-00001.weights.h5").write_bytes(b"")       # checked before it is read
+    (chief_backup / "training_metadata.json").write_text(
+        json.dumps({"epoch": 1, "weights": "epoch-00001.weights.h5", "seed_states": []}))
+    for code, text in run_workers(assets, tmp_path, outs):
+        assert code == 2, text[-4000:]
+        assert "backups are at different epochs" in text and "Traceback" not in text, text[-4000:]
+    assert not (outs[0] / "model.keras").exists()
