@@ -106,7 +106,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         self.folder.mkdir(parents=True, exist_ok=True)
         name = _weights_name(self._current_epoch)
-        write_atomically(self.folder / name, self.model.save_weights, suffix=WEIGHTS_SUFFIX)
+        write_atomically(self.folder / name, self.model.save_weights)
         states = [[int(x) for x in variable.numpy()] for variable in _seed_states(self.model)]
         metadata = {"epoch": self._current_epoch, "weights": name, "seed_states": states}
         write_bytes_atomically(self.folder / BACKUP_METADATA, json.dumps(metadata).encode())   # the commit

@@ -11,19 +11,19 @@ from typing import Callable
 FILE_MODE = 0o644  # mkstemp creates 0600; outputs are ordinary shared files
 
 
-def write_atomically(path, write: Callable[[str], None], suffix: str | None = None) -> None:
+def write_atomically(path, write: Callable[[str], None]) -> None:
     """Calls `write(temporary_path)`, then renames the result over `path`.
+
+    The temporary file ends like `path` (every suffix: ".weights.h5", which Keras's `save_weights`
+    checks, ".npz", ".keras"), so writers that look at the name accept it.
 
     Args:
         path: the file to (re)write.
         write: writes the whole content to the path it is given.
-        suffix: how the temporary file's name ends (default: `path`'s suffix), for writers that
-            check it (Keras's `save_weights` wants ".weights.h5").
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                               suffix=path.suffix if suffix is None else suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
     os.close(fd)
     try:
         write(tmp)
