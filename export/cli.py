@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="int8: a dataset of real faces (e.g. a 300-W folder of image + .pts pairs)")
     parser.add_argument("--calibration-size", type=int, default=100, help="int8: faces used to calibrate")
     parser.add_argument("--int8-scheme", default=INT8_SCHEMES[0],
-                        help="int8: what stays float: cnn_dense (default; the geometric head, its matrix "
+                        help="int8: what stays float: cnn_dense (default; the geometric head, its learned matrix "
                              "products in int8), cnn (the whole head), cnn_heads (also conv8 and the SIP "
                              "features), full (nothing)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")

@@ -26,10 +26,19 @@ input and output, one file, builtin ops only. Candidates (`INT8_SCHEMES`):
                attention, LSTMs, updates) in float.
     cnn_heads  as `cnn`, and the backbone's outputs (conv8 logits, SIP
                features) in float too.
-    cnn_dense  as `cnn`, but the head's matrix products (FULLY_CONNECTED: LSTM
-               kernels, projections, read-outs) in int8 too; the geometric
-               arithmetic (softmax/argmax decode, similarity fits, bank choice,
-               SIP gathers, attention argmax, gamma, shape updates) in float.
+    cnn_dense  as `cnn`, but the head's learned matrix products
+               (FULLY_CONNECTED: LSTM kernels, projections, read-outs) in int8
+               too; the geometric arithmetic (softmax/argmax decode, the
+               robust shape-model fit with its basis products, similarity
+               fits, SIP sample positions and gathers, attention argmax,
+               gamma, shape updates) in float.
+
+What stays float is enforced twice: the denylist, and the calibrated
+statistics, which are removed from every tensor that no int8 op reads or
+writes. The quantizer treats shape ops (RESHAPE, STRIDED_SLICE) as free to
+carry a neighbour's scale and otherwise quantizes some of them despite the
+denylist, e.g. the x coordinates of SIP's sample positions, which then lose
+their sub-cell precision; a tensor without statistics cannot be quantized.
 
 Why `cnn_dense` is the default: full int8 destroys the heatmap decode and the
 shape-bank choice (hundreds of % NME); keeping the head in float costs nothing in
@@ -45,6 +54,7 @@ import re
 import tempfile
 from typing import Callable, Iterable, Optional
 
+import flatbuffers
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
@@ -110,19 +120,25 @@ def _scope(name: str) -> "re.Pattern":
     return re.compile(rf"(^|/){re.escape(name)}(_\d+)?/")
 
 
-def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str) -> list[str]:
+def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str, geometry=()) -> list[str]:
     """The nodes an int8 `scheme` keeps in float (see the module docstring).
 
     `nodes` are (op name, output tensor name) of the calibrated model; tensor
     names carry the Keras layer path ("rar_landmarker_1/mobile_backbone_1/conv8_1/...").
+    `geometry` are layers whose matrix products are geometry, not learned read-outs
+    (the robust start's shape-basis products): "cnn_dense" keeps them float too.
     """
     if scheme not in INT8_SCHEMES:
         raise ValueError(f"int8 scheme must be one of {INT8_SCHEMES}, got {scheme!r}")
     if scheme == "full":
         return []
     inside = _scope(backbone.name)
-    denied = [name for op, name in nodes if not inside.search(name)
-              and not (scheme == "cnn_dense" and op == DENSE_OP)]
+    geometric = [_scope(layer.name) for layer in geometry]
+
+    def dense_in_int8(op, name):
+        return scheme == "cnn_dense" and op == DENSE_OP and not any(p.search(name) for p in geometric)
+
+    denied = [name for op, name in nodes if not inside.search(name) and not dense_in_int8(op, name)]
     if scheme == "cnn_heads":
         owner = getattr(backbone, "decoder", backbone)    # the layers sit in the shared decoder
         outputs = [_scope(getattr(owner, attr).name) for attr in BACKBONE_OUTPUT_LAYERS
@@ -131,7 +147,28 @@ def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str) -> list[str
     return sorted(set(denied))
 
 
-def _int8(converter, calibration, backbone, scheme: str) -> bytes:
+def strip_float_statistics(model_bytes: bytes, denied: set) -> bytes:
+    """`model_bytes` (calibrated) without the min/max statistics of every tensor that no op outside
+    `denied` (an op is named by its output tensors) reads or writes: those tensors stay float."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model_bytes, 0))
+    for subgraph in model.subgraphs:
+        int8_tensors = set()
+        for op in subgraph.operators:
+            outputs = [subgraph.tensors[i].name.decode("utf-8", "replace") for i in op.outputs]
+            if not all(name in denied for name in outputs):
+                int8_tensors.update(i for i in op.inputs if i >= 0)
+                int8_tensors.update(op.outputs)
+        for index, tensor in enumerate(subgraph.tensors):
+            if index not in int8_tensors and tensor.quantization is not None \
+                    and tensor.quantization.min is not None:
+                tensor.quantization = None
+    builder = flatbuffers.Builder(len(model_bytes) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _int8(converter, calibration, model, scheme: str) -> bytes:
+    backbone = model.backbone
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = calibration
     converter.experimental_mlir_quantizer = True
@@ -141,7 +178,9 @@ def _int8(converter, calibration, backbone, scheme: str) -> bytes:
     if scheme != "full" and not any(_scope(backbone.name).search(name) for _, name in nodes):
         raise ConversionError(f"int8 {scheme}: no graph node carries the backbone's name "
                               f"{backbone.name!r}, so the CNN cannot be told from the head")
-    denied = float_nodes(nodes, backbone, scheme)
+    denied = float_nodes(nodes, backbone, scheme, geometry=[model.initializer])
+    if denied:
+        calibrated = strip_float_statistics(calibrated, set(denied))
     return tf_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
                                     denylisted_nodes=denied or None)
 
@@ -177,7 +216,7 @@ def convert(model, quantize: str = "none", calibration: Optional[Callable] = Non
             elif quantize == "dynamic":
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
             elif quantize == "int8":
-                content = _int8(converter, calibration, model.backbone, int8_scheme)
+                content = _int8(converter, calibration, model, int8_scheme)
             if quantize != "int8":
                 content = converter.convert()
         except Exception as error:  # the converter raises several internal types
