@@ -44,12 +44,27 @@ class LandmarkDecoder(keras.layers.Layer):
         self.heatmap_head = layers.Conv2D(num_landmarks, 1, name="conv8")
 
     def call(self, stride16, stride8, stride4, training=None):
-        x = self.up1(stride16) + self.skip1(stride8)
-        x = keras.activations.relu(self.norm1(x, training=training))
-        x = self.up2(x) + self.skip2(stride4)
-        x = keras.activations.relu(self.norm2(x, training=training))
+        x = self._merge(self.up1, self.skip1, self.norm1, stride16, stride8, training)
+        x = self._merge(self.up2, self.skip2, self.norm2, x, stride4, training)
         features = self.refine(x, training=training)
         return features, self.heatmap_head(features)
+
+    def _merge(self, upsampler, skip, norm, coarse, fine, training):
+        """relu(norm(upsampler(coarse) + skip(fine))). At inference the batch norm is an affine map
+        per channel, folded into the last convolution of each branch (both linear, without bias):
+        the same values with two full-resolution elementwise ops fewer in the exported graph."""
+        if training or not norm.built:          # the first call builds the layers
+            return keras.activations.relu(norm(upsampler(coarse) + skip(fine), training=training))
+        scale = norm.gamma * keras.ops.rsqrt(norm.moving_variance + norm.epsilon)     # (C,)
+        shift = norm.beta - norm.moving_mean * scale
+        if self.decoder == "transposed":        # kernel (h, w, out, in)
+            up = keras.ops.conv_transpose(coarse, upsampler.kernel * scale[:, None], strides=2, padding="same")
+        else:                                   # 1x1 conv, bilinear x2, depthwise kernel (h, w, C, 1)
+            last = upsampler.layers[-1]
+            up = upsampler.layers[1](upsampler.layers[0](coarse))
+            up = keras.ops.depthwise_conv(up, last.kernel * scale[:, None], padding="same")
+        side = keras.ops.conv(fine, skip.kernel * scale, padding="valid")
+        return keras.activations.relu(up + shift + side)
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks,

@@ -61,6 +61,24 @@ def test_sip_patch_centre_equals_point_sampling():
     np.testing.assert_allclose(patch[:, :, 4], centre, atol=1e-5)
 
 
+@pytest.mark.parametrize("patch", [2, 3, 5])
+def test_sip_patch_matches_numpy_at_every_cell_of_the_patch(patch):
+    """Each patch cell is the NumPy bilinear sample at the landmark plus that cell's offset, the
+    border clamped per cell (landmarks near and outside the edges of a non-square map)."""
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(2, 6, 9, 4)).astype(np.float32)
+    points = np.stack([rng.uniform(-10, 46, size=(2, 12)), rng.uniform(-10, 34, size=(2, 12))],
+                      -1).astype(np.float32)
+    sampled = ShapeIndexedPooling(stride=STRIDE, patch=patch)(features, points).numpy()
+    sampled = sampled.reshape(2, 12, patch, patch, 4)
+    half = (patch - 1) / 2
+    for iy in range(patch):
+        for ix in range(patch):
+            offset = np.array([ix - half, iy - half], np.float32) * STRIDE
+            np.testing.assert_allclose(sampled[:, :, iy, ix], numpy_bilinear(features, points + offset, STRIDE),
+                                       atol=1e-5)
+
+
 @pytest.mark.parametrize("subpixel", [False, True])
 def test_heatmap_decoder_finds_peaks(subpixel):
     size, num = 16, 3
