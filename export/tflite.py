@@ -33,12 +33,14 @@ input and output, one file, builtin ops only. Candidates (`INT8_SCHEMES`):
                fits, SIP sample positions and gathers, attention argmax,
                gamma, shape updates) in float.
 
-What stays float is enforced twice: the denylist, and the calibrated
-statistics, which are removed from every tensor that no int8 op reads or
-writes. The quantizer treats shape ops (RESHAPE, STRIDED_SLICE) as free to
-carry a neighbour's scale and otherwise quantizes some of them despite the
-denylist, e.g. the x coordinates of SIP's sample positions, which then lose
-their sub-cell precision; a tensor without statistics cannot be quantized.
+What stays float is set twice: by the denylist, and by removing the calibration
+statistics of every tensor that no int8 op reads or writes. The quantizer lets
+shape ops (RESHAPE, STRIDED_SLICE) take a neighbour's scale and quantizes some
+of them despite the denylist, which costs geometric tensors (sample positions)
+their sub-cell precision; without statistics those tensors stay float.
+Same-scale ops on the output of an int8 matrix product (an LSTM's gate SPLIT)
+and the fixed-range output of LOGISTIC may still be int8;
+`tests/export/test_export.py` checks what reads int8 in the file.
 
 Why `cnn_dense` is the default: full int8 destroys the heatmap decode and the
 shape-bank choice (hundreds of % NME); keeping the head in float costs nothing in
@@ -148,8 +150,16 @@ def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str, geometry=()
 
 
 def strip_float_statistics(model_bytes: bytes, denied: set) -> bytes:
-    """`model_bytes` (calibrated) without the min/max statistics of every tensor that no op outside
-    `denied` (an op is named by its output tensors) reads or writes: those tensors stay float."""
+    """Removes the calibration min/max of every tensor that only float ops touch.
+
+    Args:
+        model_bytes: a calibrated (still float) .tflite model.
+        denied: output tensor names of the ops that stay float; an op with any output
+            outside it is an int8 op, whose inputs and outputs keep their statistics.
+
+    Returns:
+        The model bytes, ready for `mlir_quantize`.
+    """
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model_bytes, 0))
     for subgraph in model.subgraphs:
         int8_tensors = set()

@@ -50,9 +50,21 @@ class LandmarkDecoder(keras.layers.Layer):
         return features, self.heatmap_head(features)
 
     def _merge(self, upsampler, skip, norm, coarse, fine, training):
-        """relu(norm(upsampler(coarse) + skip(fine))). At inference the batch norm is an affine map
-        per channel, folded into the last convolution of each branch (both linear, without bias):
-        the same values with two full-resolution elementwise ops fewer in the exported graph."""
+        """relu(norm(upsampler(coarse) + skip(fine))).
+
+        At inference the batch norm is an affine map per channel: its scale is folded into the last
+        convolution of each branch (both linear, without bias) and its shift added once, so the
+        exported graph has no separate multiply and add at full resolution (the same values up to
+        float rounding).
+
+        Args:
+            upsampler: the x2 upsampling branch (`_upsampler`).
+            skip: the 1x1 convolution of the encoder skip.
+            norm: the batch norm after their sum.
+            coarse: the lower-resolution input of `upsampler`.
+            fine: the encoder skip at the output resolution.
+            training: Keras's training flag.
+        """
         if training or not norm.built:          # the first call builds the layers
             return keras.activations.relu(norm(upsampler(coarse) + skip(fine), training=training))
         scale = norm.gamma * keras.ops.rsqrt(norm.moving_variance + norm.epsilon)     # (C,)

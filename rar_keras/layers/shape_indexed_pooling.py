@@ -14,7 +14,7 @@ class ShapeIndexedPooling(keras.layers.Layer):
 
     Bilinear interpolation via `tf.gather` with `batch_dims=1` (builtin TFLite ops;
     gradients reach the features). Points outside the map take the value at its border
-    (clamp-to-edge). The cells of a patch lie one cell apart, so they all share the
+    (clamp-to-edge), however far off they are. The cells of a patch lie one cell apart, so they all share the
     same fractional offset: each landmark gathers one (patch + 1)^2 block of cells
     and interpolates it along x, then y, and the coordinate arithmetic runs once per
     landmark, not once per patch cell.
@@ -43,6 +43,9 @@ class ShapeIndexedPooling(keras.layers.Layer):
         num, patch = points.shape[1], self.patch
         # The patch's first cell; its fraction is that of every cell of the patch.
         origin = pixels_to_cells(points, self.stride) - (patch - 1) / 2.0             # (B, L, 2)
+        # A patch wholly beyond an edge samples that edge wherever it lies: clamping its origin keeps
+        # far-off (or infinite) points finite and inside int32 without changing what they sample.
+        origin = tf.minimum(tf.maximum(origin, -float(patch)), tf.constant([width - 1.0, height - 1.0]))
         corner = tf.floor(origin)
         fraction = origin - corner
         fx, fy = (fraction[..., 0][..., None, None, None], fraction[..., 1][..., None, None, None])

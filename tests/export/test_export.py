@@ -97,23 +97,25 @@ def test_dynamic_and_int8_stay_close_to_keras(trained, exported):
     assert sizes["dynamic"] < sizes["fp16"] < sizes["fp32"]
 
 
-def _int8_readers(path):
-    """(op name, output tensor name) of every op of a .tflite file that reads an int8 tensor."""
+def _ops_reading_int8(path):
+    """(op name, output tensor name) of every op of a .tflite file that reads an int8 activation
+    (the exported files have one subgraph: no WHILE)."""
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAs(path.read_bytes(), 0)
     names = {value: key for key, value in vars(schema.BuiltinOperator).items() if not key.startswith("_")}
     subgraph = model.Subgraphs(0)
+
+    def int8_activation(tensor):    # not a constant: no data in its buffer
+        buffer = model.Buffers(tensor.Buffer())
+        return tensor.Type() == schema.TensorType.INT8 and buffer.DataLength() == 0 and buffer.Offset() == 0
+
     readers = []
     for o in range(subgraph.OperatorsLength()):
         op = subgraph.Operators(o)
         code = model.OperatorCodes(op.OpcodeIndex())
         inputs = [subgraph.Tensors(op.Inputs(i)) for i in range(op.InputsLength()) if op.Inputs(i) >= 0]
-        def activation(tensor):     # not a constant: no data in its buffer
-            buffer = model.Buffers(tensor.Buffer())
-            return buffer.DataLength() == 0 and buffer.Offset() == 0
-
-        if any(t.Type() == schema.TensorType.INT8 and activation(t) for t in inputs):
+        if any(int8_activation(t) for t in inputs):
             readers.append((names[max(code.BuiltinCode(), code.DeprecatedBuiltinCode())],
                             subgraph.Tensors(op.Outputs(0)).Name().decode()))
     return readers
@@ -123,14 +125,18 @@ def test_int8_keeps_the_geometry_float(trained, exported):
     """Outside the backbone only the head's learned matrix products (FULLY_CONNECTED, and the
     SPLIT of an LSTM's gates) and (re)quantizations read int8 activations: the SIP sample
     positions, the gathers, the decode and the robust fit (its shape-basis products too) stay float."""
+    from export.tflite import _nodes, _scope
+
     model = trained[0]
-    readers = _int8_readers(exported["int8"])
-    backbone = f"/{model.backbone.name}"
-    outside = [(op, name) for op, name in readers if backbone not in name]
+    backbone, initializer = _scope(model.backbone.name), _scope(model.initializer.name)
+    fit_products = [name for op, name in _nodes(exported["int8"].read_bytes())
+                    if op == "FULLY_CONNECTED" and initializer.search(name)]
+    assert fit_products, "the robust fit's shape-basis products are in the file"
+    outside = [(op, name) for op, name in _ops_reading_int8(exported["int8"]) if not backbone.search(name)]
     assert [name for op, name in outside if op == "FULLY_CONNECTED"], "the head's matrix products run in int8"
     assert [(op, name) for op, name in outside
             if op not in ("FULLY_CONNECTED", "SPLIT", "QUANTIZE", "DEQUANTIZE")] == []
-    assert [name for _, name in outside if f"/{model.initializer.name}" in name] == []
+    assert [name for _, name in outside if initializer.search(name)] == []
 
 
 def test_tflite_files_use_builtin_ops_only(exported):

@@ -18,7 +18,7 @@ def _unfolded(decoder, stride16, stride8, stride4):
 
 
 @pytest.mark.parametrize("kind", DECODERS)
-def test_folded_batch_norm_gives_the_layers_values(kind):
+def test_folded_batch_norm_gives_the_layers_values(kind, monkeypatch):
     rng = np.random.default_rng(0)
     decoder = LandmarkDecoder(5, feature_channels=8, decoder=kind)
     stride16, stride8, stride4 = (rng.normal(size=(2, s, s, c)).astype(np.float32)
@@ -30,7 +30,13 @@ def test_folded_batch_norm_gives_the_layers_values(kind):
         norm.beta.assign(rng.normal(size=channels))
         norm.moving_mean.assign(rng.normal(size=channels))
         norm.moving_variance.assign(rng.uniform(0.1, 4.0, channels))
-    features, heatmaps = decoder(stride16, stride8, stride4, training=False)
+    def not_folded(*args, **kwargs):
+        raise AssertionError("the inference path called the batch norm instead of folding it")
+
+    with monkeypatch.context() as patched:
+        for norm in (decoder.norm1, decoder.norm2):
+            patched.setattr(norm, "call", not_folded)
+        features, heatmaps = decoder(stride16, stride8, stride4, training=False)
     expected_features, expected_heatmaps = _unfolded(decoder, stride16, stride8, stride4)
     assert float(keras.ops.std(expected_features)) > 0.1
     np.testing.assert_allclose(features, expected_features, rtol=1e-4, atol=1e-4)

@@ -79,6 +79,22 @@ def test_sip_patch_matches_numpy_at_every_cell_of_the_patch(patch):
                                        atol=1e-5)
 
 
+@pytest.mark.parametrize("patch", [1, 3])
+def test_sip_far_off_and_infinite_points_sample_the_border(patch):
+    features = np.random.default_rng(8).normal(size=(1, 5, 7, 2)).astype(np.float32)
+    points = np.array([[[1e10, 3.0], [-1e10, 9.0], [np.inf, -np.inf], [10.0, 1e12]]], np.float32)
+    sampled = ShapeIndexedPooling(stride=STRIDE, patch=patch)(features, points).numpy()
+    sampled = sampled.reshape(1, 4, patch, patch, 2)
+    near = np.clip(points, -1e3, 1e3)     # as far beyond the same edges
+    half = (patch - 1) / 2
+    assert np.all(np.isfinite(sampled))
+    for iy in range(patch):
+        for ix in range(patch):
+            offset = np.array([ix - half, iy - half], np.float32) * STRIDE
+            np.testing.assert_allclose(sampled[:, :, iy, ix], numpy_bilinear(features, near + offset, STRIDE),
+                                       atol=1e-5)
+
+
 @pytest.mark.parametrize("subpixel", [False, True])
 def test_heatmap_decoder_finds_peaks(subpixel):
     size, num = 16, 3
