@@ -14,10 +14,10 @@ class ShapeIndexedPooling(keras.layers.Layer):
 
     Bilinear interpolation via `tf.gather` with `batch_dims=1` (builtin TFLite ops;
     gradients reach the features). Points outside the map take the value at its border
-    (clamp-to-edge), however far off they are. The cells of a patch lie one cell apart, so they all share the
-    same fractional offset: each landmark gathers one (patch + 1)^2 block of cells
-    and interpolates it along x, then y, and the coordinate arithmetic runs once per
-    landmark, not once per patch cell.
+    (clamp-to-edge), however far off they are. The cells of a patch lie one cell apart,
+    so they all share the same fractional offset: each landmark gathers one
+    (patch + 1)^2 block of cells and interpolates it along x, then y, and the
+    coordinate arithmetic runs once per landmark, not once per patch cell.
 
     Args:
         stride: crop pixels per feature cell.

@@ -30,6 +30,7 @@ def test_folded_batch_norm_gives_the_layers_values(kind, monkeypatch):
         norm.beta.assign(rng.normal(size=channels))
         norm.moving_mean.assign(rng.normal(size=channels))
         norm.moving_variance.assign(rng.uniform(0.1, 4.0, channels))
+
     def not_folded(*args, **kwargs):
         raise AssertionError("the inference path called the batch norm instead of folding it")
 
