@@ -10,9 +10,8 @@ def build_backbone(config):
     """The backbone named by `config.backbone`, sized by the config."""
     common = dict(num_landmarks=_num_points(config.scheme), feature_channels=config.feature_channels,
                   heatmap_stride=config.heatmap_stride, momentum=config.batch_norm_momentum)
-    if config.backbone.startswith("efficientnet_"):
-        return EfficientNetLiteBackbone(**common, decoder=config.decoder,
-                                        variant=config.backbone.removeprefix("efficientnet_"))
+    if config.efficientnet_variant is not None:
+        return EfficientNetLiteBackbone(**common, decoder=config.decoder, variant=config.efficientnet_variant)
     common["width"] = config.width
     if config.backbone == "mobile":
         return MobileBackbone(**common, decoder=config.decoder,

@@ -119,6 +119,11 @@ class RARConfig:
         _check_choice("backbone", self.backbone, BACKBONES)
 
     @property
+    def efficientnet_variant(self) -> str | None:
+        """The EfficientNet-Lite variant of the backbone ("lite0", "lite2"), None for the others."""
+        return self.backbone.removeprefix("efficientnet_") if self.backbone.startswith("efficientnet_") else None
+
+    @property
     def heatmap_size(self) -> int:
         return self.input_size // self.heatmap_stride
 
@@ -238,8 +243,7 @@ class Experiment:
     @property
     def imagenet_variant(self) -> str | None:
         """The EfficientNet-Lite variant ("lite0", "lite2") whose ImageNet weights fit the backbone."""
-        backbone = self.model.backbone
-        return backbone.removeprefix("efficientnet_") if backbone.startswith("efficientnet_") else None
+        return self.model.efficientnet_variant
 
     def override(self, items: list[str]) -> "Experiment":
         """Applies `KEY=VALUE` overrides; KEY names a field of the model, the training or the
