@@ -154,6 +154,8 @@ class TrainingConfig:
         eta: discount of the attention reward over steps.
         heatmap_sigma: width of the target distribution, in heatmap cells.
         heatmap_weight, visibility_weight, refine_weight, attention_weight: loss weights.
+        decode_weight: weight of the decoded detector shape S_d's smooth-L1 distance to the truth
+            (`losses.decode_loss`); 0 leaves it out.
         value_weight: weight of the attention baseline's regression within the attention loss.
         distill_weight: weight of the distillation loss when a teacher is given (`rar_keras.train
             --teacher`): the KL divergence from the teacher's conv8 heatmaps to the model's.
@@ -177,6 +179,7 @@ class TrainingConfig:
     eta: float = 0.9
     heatmap_sigma: float = 1.0
     heatmap_weight: float = 1.0
+    decode_weight: float = 0.0
     visibility_weight: float = 0.5
     refine_weight: float = 1.0
     attention_weight: float = 0.1

@@ -1,5 +1,5 @@
-"""The RAR training objective: heatmap cross-entropy, refinement regression, visibility, REINFORCE,
-and the distillation of a teacher's heatmaps.
+"""The RAR training objective: heatmap cross-entropy, the decoded detector shape's regression,
+refinement regression, visibility, REINFORCE, and the distillation of a teacher's heatmaps.
 
 Every function returns a per-face loss (B,); distances are in units of the true shape's RMS
 radius D* (scale-free: a face's size does not weigh on the loss).
@@ -68,6 +68,17 @@ def refinement_loss(shapes, landmarks):
     """
     residual = (shapes[:, 1:] - landmarks[:, None]) / true_scale(landmarks)[:, None]
     return tf.reduce_sum(tf.reduce_mean(smooth_l1(residual), axis=[-2, -1]), -1)
+
+
+def decode_loss(detected, landmarks):
+    """Mean smooth-L1 distance of the decoded detector shape S_d to the truth, in units of D*, (B,).
+
+    S_d is the local expectation around each heatmap's argmax (`HeatmapDecoder`), differentiable in
+    the probabilities of its window: this trains the heatmaps to decode exactly where the truth is,
+    which the cross-entropy to a Gaussian target does only on average.
+    """
+    residual = (detected - landmarks) / true_scale(landmarks)
+    return tf.reduce_mean(smooth_l1(residual), axis=[-2, -1])
 
 
 def visibility_loss(logits, visibility):

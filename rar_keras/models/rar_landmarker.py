@@ -18,7 +18,8 @@ from rar_keras.models.shape_bank import build_shape_bank
 from rar_keras.presets import load_preset
 from rar_keras.training import distribute
 
-LOSS_NAMES = ("loss", "heatmap_loss", "visibility_loss", "refine_loss", "policy_loss", "value_loss", "distill_loss")
+LOSS_NAMES = ("loss", "heatmap_loss", "decode_loss", "visibility_loss", "refine_loss", "policy_loss", "value_loss",
+              "distill_loss")
 NME_NAMES = ("nme", "nme_detected", "nme_init")
 
 
@@ -205,6 +206,10 @@ class RARLandmarker(keras.Model):
         seen = losses.visibility_loss(detected["visibility_logits"], visibility)
         values = {"heatmap_loss": heat, "visibility_loss": seen}
         total = cfg.visibility_weight * seen + (0.0 if self.stage == "refiner" else cfg.heatmap_weight) * heat
+        if cfg.decode_weight and self.stage != "refiner":
+            decode = losses.decode_loss(detected["detected"], landmarks)
+            values["decode_loss"] = decode
+            total += cfg.decode_weight * decode
         if teacher_heatmaps is not None:      # never in the refiner stage (see _distillation_targets)
             distill = losses.distillation_loss(detected["heatmaps"], teacher_heatmaps)
             values["distill_loss"] = distill

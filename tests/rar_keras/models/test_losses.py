@@ -125,3 +125,36 @@ def test_distillation_loss_is_the_kl_divergence_from_the_teachers_softmax(factor
             expected[b] += (p_t * np.log(p_t / p_s)).sum() / num
     np.testing.assert_allclose(losses.distillation_loss(logits, teacher).numpy(), expected, rtol=1e-4, atol=1e-6)
     assert np.abs(losses.distillation_loss(on_grid, teacher).numpy()).max() < 1e-5      # matched: no loss
+
+
+def test_decode_loss_is_smooth_l1_of_the_detected_shape_in_face_radius_units():
+    truth = RNG.uniform(0, 100, size=(3, 6, 2)).astype(np.float32)
+    detected = truth + RNG.normal(0, 2, size=truth.shape).astype(np.float32)
+    residual = np.abs((detected - truth) / _radius(truth)[:, None, None])
+    beta = losses.SMOOTH_L1_BETA
+    expected = np.where(residual < beta, 0.5 * residual ** 2 / beta, residual - 0.5 * beta).mean(axis=(-2, -1))
+    np.testing.assert_allclose(losses.decode_loss(detected, truth).numpy(), expected, rtol=1e-5)
+
+
+def test_the_decode_loss_trains_heatmaps_to_decode_at_the_truth():
+    """Gradient descent on the decode loss alone, through the decoder's local expectation, moves each
+    decoded point from a peak's cell centre to an off-centre truth."""
+    from rar_keras.layers import HeatmapDecoder
+
+    size, num, stride = 8, 3, 4
+    decoder = HeatmapDecoder(stride=stride)
+    cells = np.array([[2, 3], [5, 5], [4, 1]], np.float32)
+    ys, xs = np.mgrid[0:size, 0:size]
+    peaks = -((xs[..., None] - cells[:, 0]) ** 2 + (ys[..., None] - cells[:, 1]) ** 2)    # (H, W, L)
+    logits = tf.Variable(peaks[None].astype(np.float32))
+    truth = tf.constant(((cells + [0.35, -0.3] + 0.5) * stride - 0.5)[None].astype(np.float32))               # off the centres
+    optimizer = tf.keras.optimizers.SGD(5.0)
+    start = float(losses.decode_loss(decoder(logits)[0], truth)[0])
+    for _ in range(200):
+        with tf.GradientTape() as tape:
+            loss = losses.decode_loss(decoder(logits)[0], truth)
+        optimizer.apply_gradients([(tape.gradient(loss, logits), logits)])
+    detected = decoder(logits)[0].numpy()[0]
+    assert start > 0.01
+    np.testing.assert_allclose(detected, truth.numpy()[0], atol=0.15 * stride)
+    assert float(losses.decode_loss(detected[None], truth)[0]) < 0.2 * start
