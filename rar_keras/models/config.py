@@ -146,7 +146,8 @@ class TrainingConfig:
         backbone_init: "" (random) or "imagenet" (the EfficientNet-Lite encoder's ImageNet weights,
             read offline by `rar_keras.backbones.imagenet`).
         stages: training stages as (name, fraction of the epochs); names are "detector"
-            (heatmap loss only), "refiner" (backbone frozen) and "joint".
+            (the backbone and the visibility head, without the refiner's losses), "refiner"
+            (backbone frozen, no heatmap, decode or distillation loss) and "joint".
         learning_rate, batch_size, weight_decay: optimisation (AdamW, cosine decay).
         warmup_fraction: share of the steps over which the learning rate climbs linearly from 0.
         seed: seed of the bank, the RANSAC pairs and the data order.
@@ -155,7 +156,8 @@ class TrainingConfig:
         heatmap_sigma: width of the target distribution, in heatmap cells.
         heatmap_weight, visibility_weight, refine_weight, attention_weight: loss weights.
         decode_weight: weight of the decoded detector shape S_d's smooth-L1 distance to the truth
-            (`losses.decode_loss`); 0 leaves it out.
+            (`losses.decode_loss`), in the detector and joint stages; 0 leaves it out. It needs the
+            model's `subpixel` decode: a plain argmax has no gradient.
         value_weight: weight of the attention baseline's regression within the attention loss.
         distill_weight: weight of the distillation loss when a teacher is given (`rar_keras.train
             --teacher`): the KL divergence from the teacher's conv8 heatmaps to the model's.

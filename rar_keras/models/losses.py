@@ -76,6 +76,10 @@ def decode_loss(detected, landmarks):
     S_d is the local expectation around each heatmap's argmax (`HeatmapDecoder`), differentiable in
     the probabilities of its window: this trains the heatmaps to decode exactly where the truth is,
     which the cross-entropy to a Gaussian target does only on average.
+
+    Args:
+        detected: (B, L, 2) S_d in crop pixels (differentiable only with the subpixel decode).
+        landmarks: (B, L, 2) the truth.
     """
     residual = (detected - landmarks) / true_scale(landmarks)
     return tf.reduce_mean(smooth_l1(residual), axis=[-2, -1])

@@ -133,7 +133,7 @@ class RARLandmarker(keras.Model):
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         self.stage = stage
-        self.train_function = None  # retrace train_step for the new stage
+        self.train_function = self.test_function = None  # retrace both steps for the new stage
 
     # === Forward ===
     def _detect(self, images, training=None):
@@ -242,7 +242,13 @@ class RARLandmarker(keras.Model):
             self._trackers[name].update_state(tf.reduce_mean(value))
         for name, shape in (("nme", final), ("nme_detected", detected), ("nme_init", start)):
             self._trackers[name].update_state(graph_metrics.nme_ip(shape, landmarks, self.scheme))
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+        return {name: tracker.result() for name, tracker in self._active_trackers().items()}
+
+    def _active_trackers(self) -> dict:
+        """The trackers `fit` logs: `decode_loss` only when its weight is on, so that a run resumed
+        across that option's introduction keeps the columns of its `log.csv`."""
+        return {name: tracker for name, tracker in self._trackers.items()
+                if name != "decode_loss" or self.training_config.decode_weight}
 
     def train_step(self, data):
         images, landmarks, visibility = _unpack(data)
@@ -276,7 +282,7 @@ class RARLandmarker(keras.Model):
 
     @property
     def metrics(self):
-        return list(self._trackers.values())
+        return list(self._active_trackers().values())
 
     def build_for_inference(self) -> None:
         """Creates every weight (a forward pass on one blank crop)."""

@@ -187,8 +187,9 @@ def train(run: TrainingRun) -> pathlib.Path:
     seconds = time.time() - started
     path = distribute.output_path(out, "model.keras")
     callbacks.save_atomically(model, path)
-    print(f"trained {epochs} epochs x {steps_per_epoch} steps in {seconds:.0f} s "
-          f"({epochs * steps_per_epoch * training.batch_size / max(seconds, 1e-9):.1f} crops/s); saved {path}")
+    ran = epochs - initial_epoch       # a resumed run times only the epochs it ran
+    print(f"trained {ran} of {epochs} epochs x {steps_per_epoch} steps in {seconds:.0f} s "
+          f"({ran * steps_per_epoch * training.batch_size / max(seconds, 1e-9):.1f} crops/s); saved {path}")
     return path
 
 

@@ -1,4 +1,5 @@
-"""The training objective against NumPy computed independently, and REINFORCE learning a rewarded landmark."""
+"""The training objective against NumPy computed independently, gradient descent on the decode loss through
+the heatmap decoder, and REINFORCE learning a rewarded landmark."""
 
 import numpy as np
 import pytest
@@ -147,7 +148,7 @@ def test_the_decode_loss_trains_heatmaps_to_decode_at_the_truth():
     ys, xs = np.mgrid[0:size, 0:size]
     peaks = -((xs[..., None] - cells[:, 0]) ** 2 + (ys[..., None] - cells[:, 1]) ** 2)    # (H, W, L)
     logits = tf.Variable(peaks[None].astype(np.float32))
-    truth = tf.constant(((cells + [0.35, -0.3] + 0.5) * stride - 0.5)[None].astype(np.float32))               # off the centres
+    truth = tf.constant(((cells + [0.35, -0.3] + 0.5) * stride - 0.5)[None].astype(np.float32))  # off the centres
     optimizer = tf.keras.optimizers.SGD(5.0)
     start = float(losses.decode_loss(decoder(logits)[0], truth)[0])
     for _ in range(200):
