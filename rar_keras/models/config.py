@@ -150,6 +150,9 @@ class TrainingConfig:
             (backbone frozen, no heatmap, decode or distillation loss) and "joint".
         learning_rate, batch_size, weight_decay: optimisation (AdamW, cosine decay).
         warmup_fraction: share of the steps over which the learning rate climbs linearly from 0.
+        ema_momentum: momentum of an exponential moving average of the trainable weights (the
+            optimizer's `use_ema`); validation, checkpoints and the saved model then use the average
+            (batch-norm statistics stay those of the raw weights). 0 leaves it off.
         seed: seed of the bank, the RANSAC pairs and the data order.
         sample_attention: sample the attention centre in training (REINFORCE); False takes the argmax.
         eta: discount of the attention reward over steps.
@@ -158,6 +161,9 @@ class TrainingConfig:
         decode_weight: weight of the decoded detector shape S_d's smooth-L1 distance to the truth
             (`losses.decode_loss`), in the detector and joint stages; 0 leaves it out. It needs the
             model's `subpixel` decode: a plain argmax has no gradient.
+        ambiguity_weight: weight of the heatmaps' STAR-style anisotropic regression
+            (`losses.ambiguity_loss`), in the detector and joint stages; 0 leaves it out.
+        ambiguity_omega: weight of the heatmaps' covariance trace within that loss.
         value_weight: weight of the attention baseline's regression within the attention loss.
         distill_weight: weight of the distillation loss when a teacher is given (`rar_keras.train
             --teacher`): the KL divergence from the teacher's conv8 heatmaps to the model's.
@@ -176,12 +182,15 @@ class TrainingConfig:
     batch_size: int = 32
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.0
+    ema_momentum: float = 0.0
     seed: int = 0
     sample_attention: bool = True
     eta: float = 0.9
     heatmap_sigma: float = 1.0
     heatmap_weight: float = 1.0
     decode_weight: float = 0.0
+    ambiguity_weight: float = 0.0
+    ambiguity_omega: float = 1.0
     visibility_weight: float = 0.5
     refine_weight: float = 1.0
     attention_weight: float = 0.1
@@ -198,6 +207,8 @@ class TrainingConfig:
         _check_choice("backbone_init", self.backbone_init, BACKBONE_INITS)
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0.0 <= self.ema_momentum < 1.0:
+            raise ValueError(f"ema_momentum must be in [0, 1), got {self.ema_momentum}")
         for name, _ in self.stages:
             if name not in STAGES:
                 raise ValueError(f"unknown training stage {name!r}: use one of {STAGES}")

@@ -1,8 +1,10 @@
-"""The RAR training objective: heatmap cross-entropy, the decoded detector shape's regression,
-refinement regression, visibility, REINFORCE, and the distillation of a teacher's heatmaps.
+"""The RAR training objective: heatmap cross-entropy, the decoded detector shape's regression, the
+heatmaps' ambiguity-weighted regression, refinement regression, visibility, REINFORCE, and the
+distillation of a teacher's heatmaps.
 
 Every function returns a per-face loss (B,); distances are in units of the true shape's RMS
-radius D* (scale-free: a face's size does not weigh on the loss).
+radius D* (scale-free: a face's size does not weigh on the loss), except the ambiguity loss's,
+which are in units of each heatmap's own spread.
 """
 
 from __future__ import annotations
@@ -83,6 +85,46 @@ def decode_loss(detected, landmarks):
     """
     residual = (detected - landmarks) / true_scale(landmarks)
     return tf.reduce_mean(smooth_l1(residual), axis=[-2, -1])
+
+
+AMBIGUITY_EPS = 0.01       # added to each heatmap's covariance, in cells^2 (a floor of 0.1 cell std)
+
+
+def ambiguity_loss(logits, landmarks, stride: int, omega: float):
+    """STAR-style anisotropic regression of each heatmap's mean to the truth, per face (B,).
+
+    Each landmark's spatial softmax is a distribution with mean mu and covariance Sigma. An
+    ambiguous landmark (a point on the jaw line, an eyebrow's end) spreads along its contour, so
+    Sigma is long in that direction. The error mu - truth is measured in Sigma's own units, the
+    Mahalanobis distance sqrt(e' Sigma^-1 e), so that errors along a contour cost less than errors
+    across it; `omega` times Sigma's trace (in units of the face's RMS radius D*, squared) penalises
+    distributions that widen to shrink that distance. The distance is rotation-invariant, the
+    norm of the error in Sigma's principal axes each scaled by 1/sqrt(lambda), which STAR sums per
+    axis instead; it goes through a smooth-L1 with beta 1.
+
+    Args:
+        logits: (B, H, W, L) heatmap logits.
+        landmarks: (B, L, 2) the truth, in crop pixels.
+        stride: crop pixels per heatmap cell.
+        omega: weight of the covariance's trace.
+    """
+    _, height, width, num = logits.shape
+    probs = tf.nn.softmax(tf.transpose(tf.reshape(logits, [-1, height * width, num]), [0, 2, 1]), -1)  # (B, L, HW)
+    grid_x, grid_y = cell_grid(height, width)
+    mean_x = tf.reduce_sum(probs * grid_x, -1)
+    mean_y = tf.reduce_sum(probs * grid_y, -1)
+    dx = grid_x - mean_x[..., None]
+    dy = grid_y - mean_y[..., None]
+    sxx = tf.reduce_sum(probs * dx * dx, -1) + AMBIGUITY_EPS
+    syy = tf.reduce_sum(probs * dy * dy, -1) + AMBIGUITY_EPS
+    sxy = tf.reduce_sum(probs * dx * dy, -1)
+    cells = pixels_to_cells(landmarks, stride)
+    ex = cells[..., 0] - mean_x
+    ey = cells[..., 1] - mean_y
+    mahalanobis_sq = (syy * ex * ex - 2.0 * sxy * ex * ey + sxx * ey * ey) / (sxx * syy - sxy * sxy)
+    distance = smooth_l1(tf.sqrt(mahalanobis_sq + 1e-12), beta=1.0)
+    trace = (sxx + syy) * float(stride) ** 2 / tf.square(true_scale(landmarks)[..., 0])
+    return tf.reduce_mean(distance + omega * trace, -1)
 
 
 def visibility_loss(logits, visibility):

@@ -18,8 +18,8 @@ from rar_keras.models.shape_bank import build_shape_bank
 from rar_keras.presets import load_preset
 from rar_keras.training import distribute
 
-LOSS_NAMES = ("loss", "heatmap_loss", "decode_loss", "visibility_loss", "refine_loss", "policy_loss", "value_loss",
-              "distill_loss")
+LOSS_NAMES = ("loss", "heatmap_loss", "decode_loss", "ambiguity_loss", "visibility_loss", "refine_loss", "policy_loss",
+              "value_loss", "distill_loss")
 NME_NAMES = ("nme", "nme_detected", "nme_init")
 
 
@@ -210,6 +210,11 @@ class RARLandmarker(keras.Model):
             decode = losses.decode_loss(detected["detected"], landmarks)
             values["decode_loss"] = decode
             total += cfg.decode_weight * decode
+        if cfg.ambiguity_weight and self.stage != "refiner":
+            ambiguity = losses.ambiguity_loss(detected["heatmaps"], landmarks, self.config.heatmap_stride,
+                                              cfg.ambiguity_omega)
+            values["ambiguity_loss"] = ambiguity
+            total += cfg.ambiguity_weight * ambiguity
         if teacher_heatmaps is not None:      # never in the refiner stage (see _distillation_targets)
             distill = losses.distillation_loss(detected["heatmaps"], teacher_heatmaps)
             values["distill_loss"] = distill
@@ -245,10 +250,11 @@ class RARLandmarker(keras.Model):
         return {name: tracker.result() for name, tracker in self._active_trackers().items()}
 
     def _active_trackers(self) -> dict:
-        """The trackers `fit` logs: `decode_loss` only when its weight is on, so that a run resumed
-        across that option's introduction keeps the columns of its `log.csv`."""
-        return {name: tracker for name, tracker in self._trackers.items()
-                if name != "decode_loss" or self.training_config.decode_weight}
+        """The trackers `fit` logs: the optional losses only when their weight is on, so that the
+        columns of `log.csv` do not depend on options that are off."""
+        optional = {"decode_loss": self.training_config.decode_weight,
+                    "ambiguity_loss": self.training_config.ambiguity_weight}
+        return {name: tracker for name, tracker in self._trackers.items() if optional.get(name, 1.0)}
 
     def train_step(self, data):
         images, landmarks, visibility = _unpack(data)

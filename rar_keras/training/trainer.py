@@ -153,8 +153,10 @@ def train(run: TrainingRun) -> pathlib.Path:
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0 if warmup_steps else training.learning_rate, total_steps - warmup_steps, alpha=0.02,
             warmup_target=training.learning_rate if warmup_steps else None, warmup_steps=warmup_steps)
-        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=training.weight_decay,
-                                                       clipnorm=5.0), training=training)
+        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=training.weight_decay, clipnorm=5.0,
+                                                       use_ema=training.ema_momentum > 0,
+                                                       ema_momentum=training.ema_momentum),
+                      training=training)
         model.build_for_training()
         if training.backbone_init == "imagenet":
             # Only needed when training from ImageNet weights.
@@ -176,6 +178,9 @@ def train(run: TrainingRun) -> pathlib.Path:
     fit_callbacks = [
         callbacks.StageScheduler(training.stages, epochs),
         backup.AtomicBackupAndRestore(backup_dir, initial_epoch),
+        # After the backup, which then keeps the raw weights and their average apart; before the
+        # checkpoint, which then saves the average. (Validation sees the average wherever it sits.)
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if training.ema_momentum else []),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
         # Every worker saves (see distribute.output_path); the chief's files are the results.

