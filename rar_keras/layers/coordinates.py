@@ -20,6 +20,12 @@ def cell_grid(height: int, width: int):
     return tf.reshape(xs, [-1]), tf.reshape(ys, [-1])
 
 
+def flatten_heatmaps(heatmaps):
+    """(B, H, W, L) heatmaps as (B, L, H*W): one flattened map per landmark."""
+    _, height, width, num = heatmaps.shape
+    return tf.transpose(tf.reshape(heatmaps, [-1, height * width, num]), [0, 2, 1])
+
+
 def shape_scale(shape, minimum: float = 1.0):
     """Centroid (B, 1, 2) and RMS radius (B, 1, 1) of shapes (B, L, 2), the radius clamped to `minimum`.
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rar_keras.layers.coordinates import cells_to_pixels
+from rar_keras.layers.coordinates import cells_to_pixels, flatten_heatmaps
 
 
 @keras.saving.register_keras_serializable(package="rar_keras")
@@ -30,7 +30,7 @@ class HeatmapDecoder(keras.layers.Layer):
     def call(self, heatmap_logits):
         """Returns S_d (B, L, 2) in crop pixels, confidence (B, L) and the probabilities (B, L, H, W)."""
         _, height, width, num = heatmap_logits.shape
-        logits = tf.transpose(tf.reshape(heatmap_logits, [-1, height * width, num]), [0, 2, 1])
+        logits = flatten_heatmaps(heatmap_logits)
         probs = tf.nn.softmax(logits, axis=-1)                       # (B, L, HW)
         best = tf.argmax(logits, axis=-1, output_type=tf.int32)      # (B, L)
         best_x, best_y = best % width, best // width

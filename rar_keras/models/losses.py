@@ -12,7 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from rar_keras.layers.coordinates import cell_grid, pixels_to_cells, shape_scale
+from rar_keras.layers.coordinates import cell_grid, flatten_heatmaps, pixels_to_cells, shape_scale
 
 SMOOTH_L1_BETA = 0.02      # in units of D*: quadratic below, linear above (about 1 % NME)
 REWARD_UNITS = 100.0       # rewards in % of D*, so that they are of order 1
@@ -24,8 +24,8 @@ def heatmap_loss(logits, landmarks, stride: int, sigma: float):
     Reported as the KL divergence (the target's entropy removed), so a perfect
     detector scores 0.
     """
-    _, height, width, num = logits.shape
-    flat = tf.transpose(tf.reshape(logits, [-1, height * width, num]), [0, 2, 1])   # (B, L, HW)
+    _, height, width, _ = logits.shape
+    flat = flatten_heatmaps(logits)
     grid_x, grid_y = cell_grid(height, width)
     cells = pixels_to_cells(landmarks, stride)
     sq = tf.square(grid_x - cells[..., :1]) + tf.square(grid_y - cells[..., 1:])
@@ -41,10 +41,10 @@ def distillation_loss(logits, teacher_logits):
     The teacher's heatmaps may come from a larger crop of the same face (more cells over the same
     extent): its logits are resized to the student's grid first (bilinear, cell centres aligned).
     """
-    _, height, width, num = logits.shape
+    _, height, width, _ = logits.shape
     teacher_logits = tf.image.resize(tf.cast(teacher_logits, tf.float32), [height, width], method="bilinear")
-    student = tf.transpose(tf.reshape(logits, [-1, height * width, num]), [0, 2, 1])           # (B, L, HW)
-    teacher = tf.transpose(tf.reshape(teacher_logits, [-1, height * width, num]), [0, 2, 1])
+    student = flatten_heatmaps(logits)
+    teacher = flatten_heatmaps(teacher_logits)
     target = tf.nn.softmax(teacher, axis=-1)
     kl = tf.reduce_sum(target * (tf.nn.log_softmax(teacher, axis=-1) - tf.nn.log_softmax(student, axis=-1)), -1)
     return tf.reduce_mean(kl, -1)
@@ -108,8 +108,8 @@ def ambiguity_loss(logits, landmarks, stride: int, omega: float):
         stride: crop pixels per heatmap cell.
         omega: weight of the covariance's trace.
     """
-    _, height, width, num = logits.shape
-    probs = tf.nn.softmax(tf.transpose(tf.reshape(logits, [-1, height * width, num]), [0, 2, 1]), -1)  # (B, L, HW)
+    _, height, width, _ = logits.shape
+    probs = tf.nn.softmax(flatten_heatmaps(logits), -1)
     grid_x, grid_y = cell_grid(height, width)
     mean_x = tf.reduce_sum(probs * grid_x, -1)
     mean_y = tf.reduce_sum(probs * grid_y, -1)

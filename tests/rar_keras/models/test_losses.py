@@ -224,7 +224,7 @@ def _descend_on_the_ambiguity_loss(omega: float, steps: int = 300):
     probs = tf.nn.softmax(tf.reshape(tf.transpose(logits[0], [2, 0, 1]), [num, -1]), -1).numpy()
     grid = np.stack([xs.ravel(), ys.ravel()], -1)
     mean = probs @ grid
-    trace = np.einsum("lk,lkd->l", probs, (grid[None] - mean[:, None]) ** 2 @ np.ones((2, 1)))
+    trace = (probs * ((grid[None] - mean[:, None]) ** 2).sum(-1)).sum(-1)
     return target, mean, trace, start, float(losses.ambiguity_loss(logits, truth, stride, omega)[0])
 
 
