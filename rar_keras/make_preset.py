@@ -14,7 +14,9 @@ import sys
 
 from datasets.errors import DataError
 from rar_keras.inference.keras_model import load_model
+from rar_keras.inference.quality import QUALITY_FILE
 from rar_keras.presets import save_preset
+from rar_keras.presets.loader import TFLITE_FILE
 from rar_keras.utils.quiet import import_tensorflow
 
 
@@ -43,6 +45,10 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {folder} (init mode {model.init_mode})")
+    derived = [name for name in (TFLITE_FILE, QUALITY_FILE) if (folder / name).is_file()]
+    if derived:
+        print(f"{folder}: {' and '.join(derived)} belong to the weights it held before: make them again with "
+              "python -m export and python -m tools.fit_quality (docs/PRESETS.md)", file=sys.stderr)
     return 0
 
 

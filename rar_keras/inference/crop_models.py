@@ -3,17 +3,23 @@
 `.tflite` and `.onnx` files run in LiteRT / onnxruntime, without TensorFlow. A preset runs its
 shipped `model.tflite` in LiteRT by default (the fast path: no TensorFlow import), or in Keras
 with `runtime="keras"` (research: every refinement stage, gradients). A `.keras` file runs in
-Keras. Each crop model has `input_size`, `margin`, `scheme` and `predict(crops) -> dict`.
+Keras. Each crop model has `input_size`, `margin`, `scheme` and `predict(crops) -> dict`. A
+preset's `model.tflite` that records other weights than the folder's `weights.npz` (the preset was
+retrained and not exported again) is never run: "auto" falls back to Keras with a warning.
 """
 
 from __future__ import annotations
+
+import pathlib
+import warnings
 
 from datasets.errors import DataError
 from rar_keras.inference.keras_model import KerasCropModel, load_model
 from rar_keras.inference.model_spec import PRESET, TFLITE, resolve_model_spec
 from rar_keras.inference.quality import read_quality
 from rar_keras.inference.runtimes import load_runtime
-from rar_keras.presets.loader import TFLITE_FILE
+from rar_keras.inference.contract import read_contract
+from rar_keras.presets.loader import TFLITE_FILE, WEIGHTS_FILE, weights_digest
 
 RUNTIMES = ("auto", "litert", "keras")
 
@@ -22,8 +28,21 @@ def uses_keras(spec, runtime: str = "auto") -> bool:
     """Whether `load_crop_model(spec, runtime=runtime)` builds a Keras model (loads TensorFlow)."""
     resolved = resolve_model_spec(spec)
     if resolved.kind == PRESET:
-        return runtime == "keras" or not (resolved.path / TFLITE_FILE).is_file()
+        return runtime == "keras" or not current_litert_file(resolved.path)
     return resolved.is_keras
+
+
+def current_litert_file(folder) -> bool:
+    """Whether a preset folder holds a `model.tflite` exported from the weights it holds now.
+
+    The export records the SHA-256 of the preset's weights in the file's contract; a file without
+    that record (exported from a .keras file and copied in) counts as current.
+    """
+    shipped = pathlib.Path(folder) / TFLITE_FILE
+    if not shipped.is_file():
+        return False
+    recorded = read_contract(shipped).get("source", {}).get("weights_sha256")
+    return recorded is None or recorded == weights_digest(folder)
 
 
 def load_crop_model(spec, batch_size: int = 32, flip_test: bool = False, argument: str = "model",
@@ -43,9 +62,15 @@ def load_crop_model(spec, batch_size: int = 32, flip_test: bool = False, argumen
     quality = read_quality(resolved.path) if resolved.kind == PRESET else None
     if resolved.kind == PRESET and runtime != "keras":
         shipped = resolved.path / TFLITE_FILE
-        if shipped.is_file():
+        if current_litert_file(resolved.path):
             return _with_quality(load_runtime(shipped, flip_test=flip_test), quality)
-        if runtime == "litert":
+        if shipped.is_file():
+            stale = (f"{shipped} was exported from other weights than {resolved.path / WEIGHTS_FILE} (export "
+                     f"it again: python -m export --model {resolved.path} --format tflite --out {shipped})")
+            if runtime == "litert":
+                raise DataError(f"{argument} {spec}: {stale}")
+            warnings.warn(f"{stale}; running the preset in Keras", stacklevel=2)
+        elif runtime == "litert":
             raise DataError(f"{argument} {spec}: the preset has no {TFLITE_FILE} (make it with python -m export; "
                             "see docs/PRESETS.md) - use runtime 'keras'")
     if resolved.is_keras:
