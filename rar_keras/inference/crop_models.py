@@ -14,11 +14,11 @@ import pathlib
 import warnings
 
 from datasets.errors import DataError
+from rar_keras.inference.contract import read_contract
 from rar_keras.inference.keras_model import KerasCropModel, load_model
 from rar_keras.inference.model_spec import PRESET, TFLITE, resolve_model_spec
 from rar_keras.inference.quality import read_quality
 from rar_keras.inference.runtimes import load_runtime
-from rar_keras.inference.contract import read_contract
 from rar_keras.presets.loader import TFLITE_FILE, WEIGHTS_FILE, weights_digest
 
 RUNTIMES = ("auto", "litert", "keras")
