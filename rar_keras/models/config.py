@@ -17,6 +17,9 @@ BACKBONES = ("mobile", "efficientnet_lite0", "efficientnet_lite2", "vgg19")
 DECODERS = ("transposed", "separable")
 STAGES = ("detector", "refiner", "joint")
 BACKBONE_INITS = ("", "imagenet")
+# Every backbone encodes to stride 16 and decodes back through stride 8: the encoder's feature maps
+# line up with the decoder's only when the crop side is a multiple of this.
+ENCODER_STRIDE = 16
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -115,6 +118,10 @@ class RARConfig:
         if self.input_size % self.heatmap_stride:
             raise ValueError(f"input_size {self.input_size} must be a multiple of heatmap_stride "
                              f"{self.heatmap_stride}")
+        if self.input_size % ENCODER_STRIDE:
+            lower = max(ENCODER_STRIDE, self.input_size // ENCODER_STRIDE * ENCODER_STRIDE)
+            raise ValueError(f"input_size {self.input_size} must be a multiple of the encoder's stride "
+                             f"{ENCODER_STRIDE} (e.g. {lower} or {lower + ENCODER_STRIDE})")
         _check_choice("decoder", self.decoder, DECODERS)
         _check_choice("backbone", self.backbone, BACKBONES)
 

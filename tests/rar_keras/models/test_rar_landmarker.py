@@ -37,6 +37,23 @@ def test_config_round_trips_through_json(tmp_path):
         RARLandmarker(TINY.replace(decoder="bilinear"))
 
 
+@pytest.mark.parametrize("size", [112, 128, 64])
+def test_a_crop_side_that_is_a_multiple_of_the_encoder_stride_builds(size):
+    model = RARLandmarker(TINY.replace(input_size=size))
+    model.build_for_inference()
+    assert model.backbone(np.zeros((1, size, size, 3), np.float32))["heatmaps"].shape[1] == size // 4
+
+
+def test_a_crop_side_the_encoder_cannot_halve_four_times_is_refused_before_building():
+    # 120 is a multiple of the heatmap stride (4) but not of the encoder's (16): 120 / 8 = 15 cells
+    # at stride 8 cannot meet the 16 of stride 16 upsampled.
+    with pytest.raises(ValueError, match=r"input_size 120 must be a multiple of the encoder's stride 16 "
+                                         r"\(e.g. 112 or 128\)"):
+        TINY.replace(input_size=120)
+    with pytest.raises(ValueError, match="input_size 120 must be a multiple of the encoder's stride"):
+        EXPERIMENTS["w300_mobile"].override(["input_size=120"])
+
+
 def test_imagenet_weights_need_an_efficientnet_lite_backbone():
     assert EXPERIMENTS["w300_mobile"].imagenet_variant == "lite0"
     assert EXPERIMENTS["w300_lite2"].imagenet_variant == "lite2"
