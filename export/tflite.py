@@ -31,7 +31,8 @@ input and output, one file, builtin ops only. Candidates (`INT8_SCHEMES`):
                too; the geometric arithmetic (softmax/argmax decode, the
                robust shape-model fit with its basis products, similarity
                fits, SIP sample positions and gathers, attention argmax,
-               gamma, shape updates) in float.
+               gamma, shape updates) in float, the global soft-argmax's
+               product with the cell grid included.
 
 What stays float is set twice: by the denylist, and by removing the calibration
 statistics of every tensor that no int8 op reads or writes. The quantizer lets
@@ -128,7 +129,8 @@ def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str, geometry=()
     `nodes` are (op name, output tensor name) of the calibrated model; tensor
     names carry the Keras layer path ("rar_landmarker_1/mobile_backbone_1/conv8_1/...").
     `geometry` are layers whose matrix products are geometry, not learned read-outs
-    (the robust start's shape-basis products): "cnn_dense" keeps them float too.
+    (the robust start's shape-basis products, the global soft-argmax's product with the cell
+    grid): "cnn_dense" keeps them float too.
     """
     if scheme not in INT8_SCHEMES:
         raise ValueError(f"int8 scheme must be one of {INT8_SCHEMES}, got {scheme!r}")
@@ -188,7 +190,7 @@ def _int8(converter, calibration, model, scheme: str) -> bytes:
     if scheme != "full" and not any(_scope(backbone.name).search(name) for _, name in nodes):
         raise ConversionError(f"int8 {scheme}: no graph node carries the backbone's name "
                               f"{backbone.name!r}, so the CNN cannot be told from the head")
-    denied = float_nodes(nodes, backbone, scheme, geometry=[model.initializer])
+    denied = float_nodes(nodes, backbone, scheme, geometry=[model.initializer, model.decoder])
     if denied:
         calibrated = strip_float_statistics(calibrated, set(denied))
     return tf_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,

@@ -41,9 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--init-only", nargs="*", default=[], metavar="PREFIX",
                         help="with --init-from, copy only the weights under these layer paths, "
                              "e.g. backbone/ (the architectures may then differ elsewhere)")
-    parser.add_argument("--teacher", default=None, metavar="MODEL",
-                        help="distil a trained preset or .keras file of the same scheme (any input size): "
-                             "the model also learns to match its heatmaps, weighted by distill_weight")
+    parser.add_argument("--teacher", nargs="+", default=[], metavar="MODEL",
+                        help="distil trained presets or .keras files of the same scheme (any input size): "
+                             "the model also learns to match their heatmaps (several: the mean of their "
+                             "logits), weighted by distill_weight")
     parser.add_argument("--verbose", type=int, default=1,
                         help="Keras progress: 0 none, 1 bar, 2 a line per epoch; 3 also TensorFlow's log lines")
     return parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Decodes conv8 heatmaps to the detected shape S_d: argmax, optionally refined to sub-pixel."""
+"""Decodes conv8 heatmaps to the detected shape S_d: a global soft-argmax, or an argmax refined locally."""
 
 from __future__ import annotations
 
@@ -6,35 +6,54 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rar_keras.layers.coordinates import cells_to_pixels, flatten_heatmaps
+from rar_keras.layers.coordinates import cell_grid, cells_to_pixels, flatten_heatmaps
+
+DECODE_MODES = ("local", "global")
 
 
 @keras.saving.register_keras_serializable(package="rar_keras")
 class HeatmapDecoder(keras.layers.Layer):
-    """Argmax of each landmark's spatial softmax, in crop pixels, with its probability as confidence.
+    """Each landmark's position from its spatial softmax, in crop pixels, with its peak probability
+    as confidence.
 
-    With `subpixel`, the position is the probability-weighted mean of the cells
-    within `window` cells of the argmax (builtin TFLite ops only). Also returns the
-    probabilities, channel-major (B, L, H, W), for the refiner's heatmap patches.
+    "local": the argmax, with `subpixel` refined to the probability-weighted mean of the cells
+    within `window` cells of it (a gather). "global": the expectation of the cell coordinates under
+    the softmax of the logits divided by `temperature` (a soft-argmax over the whole map): one
+    matrix product, no argmax or gather, so fewer and cheaper ops in the exported file. Both use
+    builtin TFLite ops only. Also returns the probabilities (temperature 1), channel-major
+    (B, L, H, W), for the heads' heatmap patches.
 
     Args:
         stride: crop pixels per heatmap cell.
-        subpixel: refine the argmax with the local expectation.
-        window: half-size of the local window, in cells.
+        subpixel: "local" mode: refine the argmax with the local expectation.
+        window: "local" mode: half-size of the local window, in cells.
+        mode: "local" or "global".
+        temperature: "global" mode: divides the logits before the softmax (below 1 sharpens it).
     """
 
-    def __init__(self, stride: int = 4, subpixel: bool = True, window: int = 2, **kwargs):
+    def __init__(self, stride: int = 4, subpixel: bool = True, window: int = 2, mode: str = "local",
+                 temperature: float = 1.0, **kwargs):
         super().__init__(**kwargs)
+        if mode not in DECODE_MODES:
+            raise ValueError(f"decode mode must be one of {DECODE_MODES}, got {mode!r}")
+        if not temperature > 0:
+            raise ValueError(f"decode temperature must be positive, got {temperature!r}")
         self.stride, self.subpixel, self.window = stride, subpixel, window
+        self.mode, self.temperature = mode, float(temperature)
 
     def call(self, heatmap_logits):
         """Returns S_d (B, L, 2) in crop pixels, confidence (B, L) and the probabilities (B, L, H, W)."""
         _, height, width, num = heatmap_logits.shape
         logits = flatten_heatmaps(heatmap_logits)
         probs = tf.nn.softmax(logits, axis=-1)                       # (B, L, HW)
+        confidence = tf.reduce_max(probs, axis=-1)
+        if self.mode == "global":
+            sharp = probs if self.temperature == 1.0 else tf.nn.softmax(logits / self.temperature, axis=-1)
+            grid_x, grid_y = cell_grid(height, width)
+            points = cells_to_pixels(tf.matmul(sharp, tf.stack([grid_x, grid_y], axis=-1)), self.stride)
+            return points, confidence, tf.reshape(probs, [-1, num, height, width])
         best = tf.argmax(logits, axis=-1, output_type=tf.int32)      # (B, L)
         best_x, best_y = best % width, best // width
-        confidence = tf.reduce_max(probs, axis=-1)
         if self.subpixel:
             x, y = self._local_expectation(probs, best_x, best_y, height, width)
         else:
@@ -61,4 +80,4 @@ class HeatmapDecoder(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "stride": self.stride, "subpixel": self.subpixel,
-                "window": self.window}
+                "window": self.window, "mode": self.mode, "temperature": self.temperature}

@@ -15,6 +15,7 @@ from datasets.augment_config import AugmentConfig
 
 BACKBONES = ("mobile", "efficientnet_lite0", "efficientnet_lite2", "vgg19")
 DECODERS = ("transposed", "separable")
+DECODE_MODES = ("local", "global")      # HeatmapDecoder modes (kept free of TensorFlow here)
 STAGES = ("detector", "refiner", "joint")
 BACKBONE_INITS = ("", "imagenet")
 # Every backbone encodes to stride 16 and decodes back through stride 8: the encoder's feature maps
@@ -80,7 +81,10 @@ class RARConfig:
         shape_components: principal modes of the shape model the robust start fits.
         fit_iterations: reweighting rounds of the robust fit.
         robust_scale: the robust fit's residual scale tau, as a fraction of the face's RMS radius.
-        subpixel: refine the heatmap argmax with a local expectation.
+        subpixel: refine the heatmap argmax with a local expectation ("local" decode).
+        decode: how S_d is read from the heatmaps: "local" (argmax and local expectation) or
+            "global" (soft-argmax over the whole map; see `HeatmapDecoder`).
+        decode_temperature: "global" decode: the softmax temperature (below 1 sharpens it).
         init_mode: how inference picks the start shape S_0 (see `RobustShapeInit`).
 
     Example:
@@ -112,6 +116,8 @@ class RARConfig:
     fit_iterations: int = 3
     robust_scale: float = 0.1
     subpixel: bool = True
+    decode: str = "local"
+    decode_temperature: float = 1.0
     init_mode: str = "robust"
 
     def __post_init__(self):
@@ -123,6 +129,9 @@ class RARConfig:
             raise ValueError(f"input_size {self.input_size} must be a multiple of the encoder's stride "
                              f"{ENCODER_STRIDE} (e.g. {lower} or {lower + ENCODER_STRIDE})")
         _check_choice("decoder", self.decoder, DECODERS)
+        _check_choice("decode", self.decode, DECODE_MODES)
+        if not self.decode_temperature > 0:
+            raise ValueError(f"decode_temperature must be positive, got {self.decode_temperature!r}")
         _check_choice("backbone", self.backbone, BACKBONES)
 
     @property
@@ -167,7 +176,7 @@ class TrainingConfig:
         heatmap_weight, visibility_weight, refine_weight, attention_weight: loss weights.
         decode_weight: weight of the decoded detector shape S_d's smooth-L1 distance to the truth
             (`losses.decode_loss`), in the detector and joint stages; 0 leaves it out. It needs the
-            model's `subpixel` decode: a plain argmax has no gradient.
+            model's `subpixel` or "global" decode: a plain argmax has no gradient.
         ambiguity_weight: weight of the heatmaps' STAR-style anisotropic regression
             (`losses.ambiguity_loss`), in the detector and joint stages; 0 leaves it out.
         ambiguity_omega: weight of the heatmaps' covariance trace within that loss.

@@ -75,12 +75,13 @@ def refinement_loss(shapes, landmarks):
 def decode_loss(detected, landmarks):
     """Mean smooth-L1 distance of the decoded detector shape S_d to the truth, in units of D*, (B,).
 
-    S_d is the local expectation around each heatmap's argmax (`HeatmapDecoder`), differentiable in
-    the probabilities of its window: this trains the heatmaps to decode exactly where the truth is,
+    S_d is what the model's `HeatmapDecoder` reads: the local expectation around each heatmap's
+    argmax (differentiable in the probabilities of its window) or the global soft-argmax
+    (differentiable in all of them). This trains the heatmaps to decode exactly where the truth is,
     which the cross-entropy to a Gaussian target does only on average.
 
     Args:
-        detected: (B, L, 2) S_d in crop pixels (differentiable only with the subpixel decode).
+        detected: (B, L, 2) S_d in crop pixels (not differentiable with the plain argmax decode).
         landmarks: (B, L, 2) the truth.
     """
     residual = (detected - landmarks) / true_scale(landmarks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -65,7 +66,8 @@ class RARLandmarker(keras.Model):
         self.training_config = TrainingConfig()
         cfg, num = self.config, self.scheme.num_points
         self.backbone = build_backbone(cfg)
-        self.decoder = HeatmapDecoder(stride=cfg.heatmap_stride, subpixel=cfg.subpixel)
+        self.decoder = HeatmapDecoder(stride=cfg.heatmap_stride, subpixel=cfg.subpixel, mode=cfg.decode,
+                                      temperature=cfg.decode_temperature)
         self.visibility_head = VisibilityHead(num, stride=cfg.heatmap_stride, heatmap_patch=cfg.heatmap_patch,
                                               hidden_units=cfg.hidden_units)
         self.initializer = RobustShapeInit(num, cfg.bank_size, cfg.shape_components, iterations=cfg.fit_iterations,
@@ -107,25 +109,27 @@ class RARLandmarker(keras.Model):
         if self.built:   # the optimizer's slots, so that a saved optimizer state loads into them
             self.optimizer.build(self.trainable_variables)
 
-    def set_teacher(self, teacher: "RARLandmarker | None") -> None:
-        """A trained model of the same scheme and crop margin whose conv8 heatmaps the detector learns
+    def set_teacher(self, teacher: "RARLandmarker | Sequence[RARLandmarker] | None") -> None:
+        """Trained models of the same scheme and crop margin whose conv8 heatmaps the detector learns
         to match in `fit` (and `evaluate` reports), weighted by the training config's `distill_weight`.
-        The teacher sees the same crops, resized to its input size (at most twice this model's: its
-        heatmaps are resized back without anti-aliasing); its weights are neither trained nor saved
-        with this model. None removes it."""
-        if teacher is not None:
-            if teacher.config.scheme != self.config.scheme or teacher.config.margin != self.config.margin:
+        Each teacher sees the same crops, resized to its input size (at most twice this model's: its
+        heatmaps are resized back without anti-aliasing); with several, the target is the mean of
+        their logits on this model's grid (an ensemble). Their weights are neither trained nor saved
+        with this model. One model, a sequence of models, or None (no teacher)."""
+        teachers = () if teacher is None else tuple(teacher) if isinstance(teacher, (list, tuple)) else (teacher,)
+        for one in teachers:
+            if one.config.scheme != self.config.scheme or one.config.margin != self.config.margin:
                 raise ValueError(f"the teacher must share the scheme and crop margin: teacher "
-                                 f"{teacher.config.scheme}, margin {teacher.config.margin}; this model "
+                                 f"{one.config.scheme}, margin {one.config.margin}; this model "
                                  f"{self.config.scheme}, margin {self.config.margin}")
-            if teacher.config.heatmap_size > 2 * self.config.heatmap_size:
-                raise ValueError(f"the teacher's heatmaps ({teacher.config.heatmap_size} cells) may be at most "
+            if one.config.heatmap_size > 2 * self.config.heatmap_size:
+                raise ValueError(f"the teacher's heatmaps ({one.config.heatmap_size} cells) may be at most "
                                  f"twice this model's ({self.config.heatmap_size})")
-            teacher.trainable = False
+            one.trainable = False
         # Kept in a plain namespace, reachable by no attribute or property of the model: Keras neither
         # tracks nor saves what it holds (the saver follows layers, lists, tuples and dicts among the
         # model's attributes and properties, not other objects).
-        object.__setattr__(self, "_distillation", types.SimpleNamespace(teacher=teacher))
+        object.__setattr__(self, "_distillation", types.SimpleNamespace(teachers=teachers))
         self.train_function = self.test_function = None  # retrace with or without the teacher
 
     def set_stage(self, stage: str) -> None:
@@ -182,13 +186,24 @@ class RARLandmarker(keras.Model):
                         tf.where(choice < cfg.start_truth_prob + cfg.start_mean_prob, mean, robust_start))
 
     def _distillation_targets(self, images):
-        """The teacher's conv8 logits on the same crops, resized to its input size (no gradient), when
-        a teacher is set and the detector trains; else None. With `distill_flip`, the mean of those
-        logits and the ones of the mirrored crops, mirrored back with left and right swapped (heatmap
-        cell centres are symmetric about the crop's centre, so reversing the grid mirrors exactly)."""
-        teacher = self._distillation.teacher
-        if teacher is None or self.stage == "refiner":
+        """The teachers' conv8 logits on the same crops (no gradient), when a teacher is set and the
+        detector trains; else None. One teacher: its logits at its own grid (the loss resizes them).
+        Several: the mean of their logits, each resized to this model's grid first."""
+        teachers = self._distillation.teachers
+        if not teachers or self.stage == "refiner":
             return None
+        if len(teachers) == 1:
+            return self._teacher_logits(teachers[0], images)
+        size = [self.config.heatmap_size] * 2
+        resized = [tf.image.resize(self._teacher_logits(teacher, images), size, method="bilinear")
+                   for teacher in teachers]
+        return tf.add_n(resized) / float(len(resized))
+
+    def _teacher_logits(self, teacher, images):
+        """One teacher's conv8 logits on the crops resized to its input size (no gradient). With
+        `distill_flip`, the mean of those logits and the ones of the mirrored crops, mirrored back with
+        left and right swapped (heatmap cell centres are symmetric about the crop's centre, so
+        reversing the grid mirrors exactly)."""
         size = teacher.config.input_size
         pixels = tf.cast(images, tf.float32)
         if size != self.config.input_size:

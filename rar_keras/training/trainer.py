@@ -43,8 +43,9 @@ class TrainingRun:
         init_from: a preset or .keras file whose weights start the run.
         init_only: with `init_from`, load only the weights under these layer-path prefixes
             (e.g. "backbone/"); the others keep their initialisation.
-        teacher: a preset or .keras file of the same scheme whose conv8 heatmaps the model also
-            learns to match (`RARLandmarker.set_teacher`), e.g. a larger-input model for a phone one.
+        teacher: presets or .keras files of the same scheme whose conv8 heatmaps the model also
+            learns to match (`RARLandmarker.set_teacher`; several: the mean of their logits), e.g.
+            larger-input models for a phone one.
         verbose: Keras progress, 0 none, 1 bar, 2 one line per epoch; 3 also shows TensorFlow's own
             log lines.
     """
@@ -60,7 +61,7 @@ class TrainingRun:
     deterministic: bool = False
     init_from: Optional[str] = None
     init_only: Sequence[str] = ()
-    teacher: Optional[str] = None
+    teacher: Sequence[str] = ()
     verbose: int = 1
 
 
@@ -94,7 +95,7 @@ def train(run: TrainingRun) -> pathlib.Path:
     source_spec = None
     if run.init_from:
         source_spec = resolve_model_spec(run.init_from, (PRESET, KERAS), "--init-from")
-    teacher_spec = resolve_model_spec(run.teacher, (PRESET, KERAS), "--teacher") if run.teacher else None
+    teacher_specs = [resolve_model_spec(spec, (PRESET, KERAS), "--teacher") for spec in run.teacher or ()]
     if not 1 <= training.batch_size <= len(train_records):
         raise DataError(f"batch_size {training.batch_size}: must be between 1 and the number of training "
                         f"faces ({len(train_records)}); lower it with --set batch_size=N")
@@ -169,8 +170,8 @@ def train(run: TrainingRun) -> pathlib.Path:
 
             count = copy_weights(source, model, run.init_from, run.init_only)
             print(f"initialised {count} weights from {run.init_from}")
-        if teacher_spec is not None:
-            attach_teacher(model, teacher_spec.text)
+        if teacher_specs:
+            attach_teachers(model, [spec.text for spec in teacher_specs])
     bank = model.fit_shape_bank(crop_space_shapes(train_cache, scheme), seed=training.seed)
     print(f"shape bank: {len(bank.shapes)} shapes, {bank.dropped} training shapes dropped by RANSAC")
     experiment.save(out / "config.json")
@@ -198,17 +199,18 @@ def train(run: TrainingRun) -> pathlib.Path:
     return path
 
 
-def attach_teacher(model, spec: str) -> None:
-    """Loads the `--teacher` model (inside the strategy's scope, like the student) and attaches it."""
+def attach_teachers(model, specs: Sequence[str]) -> None:
+    """Loads the `--teacher` models (inside the strategy's scope, like the student) and attaches them."""
     from rar_keras.inference.keras_model import load_model
 
-    teacher = load_model(spec, "--teacher")
+    teachers = [load_model(spec, "--teacher") for spec in specs]
     try:
-        model.set_teacher(teacher)
+        model.set_teacher(teachers)
     except ValueError as error:
-        raise DataError(f"--teacher {spec}: {error}") from None
-    print(f"teacher: {spec} ({teacher.config.input_size} px crops); distill_weight "
-          f"{model.training_config.distill_weight}")
+        raise DataError(f"--teacher {' '.join(specs)}: {error}") from None
+    for spec, teacher in zip(specs, teachers):
+        print(f"teacher: {spec} ({teacher.config.input_size} px crops); distill_weight "
+              f"{model.training_config.distill_weight}")
 
 
 def exact_steps(max_steps: int, steps_per_epoch: int) -> tuple[int, int]:

