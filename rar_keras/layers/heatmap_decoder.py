@@ -48,18 +48,22 @@ class HeatmapDecoder(keras.layers.Layer):
         probs = tf.nn.softmax(logits, axis=-1)                       # (B, L, HW)
         confidence = tf.reduce_max(probs, axis=-1)
         if self.mode == "global":
-            sharp = probs if self.temperature == 1.0 else tf.nn.softmax(logits / self.temperature, axis=-1)
-            grid_x, grid_y = cell_grid(height, width)
-            points = cells_to_pixels(tf.matmul(sharp, tf.stack([grid_x, grid_y], axis=-1)), self.stride)
-            return points, confidence, tf.reshape(probs, [-1, num, height, width])
-        best = tf.argmax(logits, axis=-1, output_type=tf.int32)      # (B, L)
-        best_x, best_y = best % width, best // width
-        if self.subpixel:
-            x, y = self._local_expectation(probs, best_x, best_y, height, width)
+            cells = self._global_expectation(logits, probs, height, width)
         else:
-            x, y = tf.cast(best_x, tf.float32), tf.cast(best_y, tf.float32)
-        points = cells_to_pixels(tf.stack([x, y], axis=-1), self.stride)
-        return points, confidence, tf.reshape(probs, [-1, num, height, width])
+            best = tf.argmax(logits, axis=-1, output_type=tf.int32)      # (B, L)
+            best_x, best_y = best % width, best // width
+            if self.subpixel:
+                x, y = self._local_expectation(probs, best_x, best_y, height, width)
+            else:
+                x, y = tf.cast(best_x, tf.float32), tf.cast(best_y, tf.float32)
+            cells = tf.stack([x, y], axis=-1)
+        return cells_to_pixels(cells, self.stride), confidence, tf.reshape(probs, [-1, num, height, width])
+
+    def _global_expectation(self, logits, probs, height, width):
+        """(B, L, 2) expected cell (x, y) under the softmax at `temperature` (one matrix product)."""
+        sharp = probs if self.temperature == 1.0 else tf.nn.softmax(logits / self.temperature, axis=-1)
+        grid_x, grid_y = cell_grid(height, width)
+        return tf.matmul(sharp, tf.stack([grid_x, grid_y], axis=-1))
 
     def _local_expectation(self, probs, best_x, best_y, height, width):
         """Probability-weighted mean of the cells within `window` of the argmax (a gather, not a mask)."""

@@ -186,14 +186,11 @@ class RARLandmarker(keras.Model):
                         tf.where(choice < cfg.start_truth_prob + cfg.start_mean_prob, mean, robust_start))
 
     def _distillation_targets(self, images):
-        """The teachers' conv8 logits on the same crops (no gradient), when a teacher is set and the
-        detector trains; else None. One teacher: its logits at its own grid (the loss resizes them).
-        Several: the mean of their logits, each resized to this model's grid first."""
+        """The mean of the teachers' conv8 logits on the same crops, each resized to this model's grid
+        (no gradient), when a teacher is set and the detector trains; else None."""
         teachers = self._distillation.teachers
         if not teachers or self.stage == "refiner":
             return None
-        if len(teachers) == 1:
-            return self._teacher_logits(teachers[0], images)
         size = [self.config.heatmap_size] * 2
         resized = [tf.image.resize(self._teacher_logits(teacher, images), size, method="bilinear")
                    for teacher in teachers]
