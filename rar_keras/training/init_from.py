@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,8 +30,21 @@ def source_weights(spec, only: Sequence[str] = ()) -> dict[str, np.ndarray]:
     return {path: weight.numpy() for path, weight in weights_by_path(source).items()}
 
 
+def left_out(model) -> Callable[[str], bool]:
+    """Whether a source weight path belongs to an encoder block `model`'s backbone leaves out (a
+    shallower encoder started from a deeper one's weights)."""
+    omits = getattr(getattr(model, "backbone", None), "omits", None)
+    prefix = "backbone/"
+    if omits is None:
+        return lambda path: False
+    return lambda path: path.startswith(prefix) and omits(path[len(prefix):])
+
+
 def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> int:
     """Copies `arrays` ({layer path: array}, from `spec`) into `model`; returns how many were copied.
+
+    The weights of encoder blocks that `model` leaves out (`encoder_repeats`) are skipped; every
+    other weight must match.
 
     Args:
         arrays: the source's weights.
@@ -45,7 +58,9 @@ def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> in
     """
     prefixes = tuple(only)
 
+    skipped = left_out(model)
+
     def selected(path: str) -> bool:
-        return not prefixes or path.startswith(prefixes)
+        return (not prefixes or path.startswith(prefixes)) and not skipped(path)
 
     return assign_by_path(model, arrays, f"--init-from {spec}", select=selected)

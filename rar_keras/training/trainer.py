@@ -166,10 +166,12 @@ def train(run: TrainingRun) -> pathlib.Path:
             print(f"backbone: {load_encoder(model.backbone)} ImageNet layers loaded")
         if source is not None:
             # Imported with TensorFlow, which is loaded by now.
-            from rar_keras.training.init_from import copy_weights
+            from rar_keras.training.init_from import copy_weights, left_out
 
             count = copy_weights(source, model, run.init_from, run.init_only)
-            print(f"initialised {count} weights from {run.init_from}")
+            dropped = sum(map(left_out(model), source))
+            print(f"initialised {count} weights from {run.init_from}"
+                  + (f" ({dropped} weights of encoder blocks this model leaves out skipped)" if dropped else ""))
         if teacher_specs:
             attach_teachers(model, [spec.text for spec in teacher_specs])
     bank = model.fit_shape_bank(crop_space_shapes(train_cache, scheme), seed=training.seed)

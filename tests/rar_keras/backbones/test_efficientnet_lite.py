@@ -63,3 +63,43 @@ def test_an_unknown_variant_is_refused():
         EfficientNetLiteBackbone(5, variant="lite9")
     with pytest.raises(DataError, match="no ImageNet weights"):
         checkpoint_path("lite9")
+
+
+def test_a_shallower_encoder_keeps_the_first_blocks_of_each_stage():
+    backbone = EfficientNetLiteBackbone(5, feature_channels=8, repeats=(1, 1, 2, 2, 2))
+    outputs = backbone(np.zeros((1, 64, 64, 3), np.float32))
+    _, full = _built("lite0")
+    assert [len(stage.layers) for stage in backbone.stages] == [1, 1, 2, 2, 2]
+    assert {k: v.shape for k, v in outputs.items()} == {k: v.shape for k, v in full.items()}
+    # The blocks left out are the last ones of stages 1, 3 and 4; paths of kept blocks and of the
+    # decoder are not left out.
+    assert backbone.omits("stages/1/1/expand/0/kernel") and backbone.omits("stages/4/2/project/1/gamma")
+    assert not backbone.omits("stages/1/0/expand/0/kernel") and not backbone.omits("stages/2/1/project/0/kernel")
+    assert not backbone.omits("decoder/skip1/kernel") and not backbone.omits("stem/0/kernel")
+    clone = EfficientNetLiteBackbone.from_config(backbone.get_config())
+    assert clone.repeats == (1, 1, 2, 2, 2)
+    assert EfficientNetLiteBackbone(5).repeats == (1, 2, 2, 3, 3)
+
+
+@pytest.mark.parametrize("repeats, message", [((1, 1, 2, 2), "5 block counts"), ((1, 0, 2, 2, 2), "from 1"),
+                                              ((1, 3, 2, 3, 3), r"\[1, 2, 2, 3, 3\]"), ((1, 1.5, 2, 2, 2), "from 1")])
+def test_bad_block_counts_are_refused_by_name(repeats, message):
+    with pytest.raises(ValueError, match=f"encoder_repeats.*{message}"):
+        EfficientNetLiteBackbone(5, repeats=repeats)
+
+
+def test_a_shallower_encoder_reads_the_imagenet_blocks_it_keeps():
+    path = _wheel_or_skip("lite0")
+    state = read_state_dict(path)
+    backbone = EfficientNetLiteBackbone(5, feature_channels=8, repeats=(1, 1, 2, 2, 2))
+    backbone(np.zeros((1, 64, 64, 3), np.float32))
+    kept = 8
+    assert load_encoder(backbone) == 2 + 4 * kept + 2 * (kept - 1)
+    # Checkpoint numbering of Lite0's 11 blocks: stage 1 is block 1-2, stage 2 is 3-4, stage 3 is
+    # 5-7, stage 4 is 8-10. The shallower encoder's stage 1 has block 1 only, its stage 4 blocks 8-9.
+    np.testing.assert_array_equal(backbone.stages[1].layers[0].expand.layers[0].kernel.numpy(),
+                                  np.transpose(state["_blocks.1._expand_conv.weight"], (2, 3, 1, 0)))
+    np.testing.assert_array_equal(backbone.stages[2].layers[0].expand.layers[0].kernel.numpy(),
+                                  np.transpose(state["_blocks.3._expand_conv.weight"], (2, 3, 1, 0)))
+    np.testing.assert_array_equal(backbone.stages[4].layers[-1].project.layers[1].moving_variance.numpy(),
+                                  state["_blocks.9._bn2.running_var"])

@@ -40,6 +40,14 @@ def test_config_round_trips_through_json(tmp_path):
         EXPERIMENTS["w300_mobile"].override(["decode=peak"])
     with pytest.raises(ValueError, match="decode_temperature must be positive"):
         TINY.replace(decode="global", decode_temperature=0.0)
+    shallow = EXPERIMENTS["w300_mobile"].override(["encoder_repeats=[1, 1, 2, 2, 2]"])
+    assert shallow.model.encoder_repeats == (1, 1, 2, 2, 2)
+    assert RARConfig.from_dict(shallow.model.to_dict()) == shallow.model
+    assert EXPERIMENTS["w300_mobile"].model.encoder_repeats == ()
+    with pytest.raises(ValueError, match=r"encoder_repeats must give 5 block counts.*\[1, 2, 2, 3, 3\]"):
+        EXPERIMENTS["w300_mobile"].override(["encoder_repeats=[1, 2, 2, 4, 3]"])
+    with pytest.raises(ValueError, match="encoder_repeats needs an EfficientNet-Lite backbone"):
+        TINY.replace(encoder_repeats=(1, 1, 1, 1, 1))
 
 
 @pytest.mark.parametrize("size", [112, 128, 64])

@@ -64,3 +64,32 @@ def test_init_from_a_missing_model_is_refused_before_training(assets, tmp_path):
     assert result.returncode == 2
     assert str(missing) in result.stderr and "no such" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_shallower_encoder_starts_from_the_blocks_it_keeps_of_a_deeper_model():
+    from datasets.errors import DataError
+    from rar_keras.models.config import EXPERIMENTS
+    from rar_keras.models.rar_landmarker import RARLandmarker
+    from rar_keras.training.init_from import copy_weights, left_out
+    from rar_keras.utils.weight_paths import weights_by_path
+
+    small = dict(input_size=64, feature_channels=8, lstm_units=8, refine_channels=8, context_channels=4,
+                 hidden_units=8, bank_size=4, shape_components=4, steps=1)
+    deep = RARLandmarker(EXPERIMENTS["w300_mobile"].model.replace(**small))
+    shallow = RARLandmarker(EXPERIMENTS["w300_mobile"].model.replace(**small, encoder_repeats=(1, 1, 2, 2, 2)))
+    for model in (deep, shallow):
+        model.build_for_inference()
+    source = {path: weight.numpy() + 1.0 for path, weight in weights_by_path(deep).items()}
+    skipped = [path for path in source if left_out(shallow)(path)]
+    # Lite0 has 11 blocks to stride 16; the shallower one leaves out the last of stages 1, 3 and 4.
+    assert {"/".join(path.split("/")[:4]) for path in skipped} == {
+        "backbone/stages/1/1", "backbone/stages/3/2", "backbone/stages/4/2"}
+    assert copy_weights(source, shallow, "deep.keras") == len(weights_by_path(shallow)) == len(source) - len(skipped)
+    for path, weight in weights_by_path(shallow).items():
+        np.testing.assert_array_equal(weight.numpy(), source[path])
+    # Any other difference is still refused by its path.
+    with pytest.raises(DataError, match="refiner/bogus"):
+        copy_weights({**source, "refiner/bogus": np.zeros(1)}, shallow, "deep.keras")
+    # A deeper model cannot start from a shallower one: its extra blocks would have no weights.
+    with pytest.raises(DataError, match="no value for weight backbone/stages/1/1/"):
+        copy_weights({p: v for p, v in source.items() if p not in skipped}, deep, "shallow.keras")
