@@ -33,6 +33,8 @@ def check_repeats(variant: str, repeats: Sequence[int]) -> tuple[int, ...]:
         ValueError: not one count per stage, or a count outside 1..the variant's.
     """
     full = full_repeats(variant)
+    if not isinstance(repeats, (list, tuple)):
+        raise ValueError(f"encoder_repeats must be a list of {len(full)} block counts, got {repeats!r}")
     if not repeats:
         return full
     try:

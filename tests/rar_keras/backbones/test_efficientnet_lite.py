@@ -82,7 +82,8 @@ def test_a_shallower_encoder_keeps_the_first_blocks_of_each_stage():
 
 
 @pytest.mark.parametrize("repeats, message", [((1, 1, 2, 2), "5 block counts"), ((1, 0, 2, 2, 2), "from 1"),
-                                              ((1, 3, 2, 3, 3), r"\[1, 2, 2, 3, 3\]"), ((1, 1.5, 2, 2, 2), "from 1")])
+                                              ((1, 3, 2, 3, 3), r"\[1, 2, 2, 3, 3\]"), ((1, 1.5, 2, 2, 2), "from 1"),
+                                              ("11222", "a list of 5"), ((1, "x", 2, 2, 2), "a list of 5")])
 def test_bad_block_counts_are_refused_by_name(repeats, message):
     with pytest.raises(ValueError, match=f"encoder_repeats.*{message}"):
         EfficientNetLiteBackbone(5, repeats=repeats)
