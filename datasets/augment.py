@@ -83,8 +83,8 @@ def transform_points(points: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
     return tf.einsum("blj,bij->bli", points, matrix[..., :2]) + matrix[:, None, :, 2]
 
 
-def warp_batch(images: tf.Tensor, matrix: tf.Tensor, size: int) -> tf.Tensor:
-    """Resamples a batch with one affine per image (bilinear, black outside).
+def warp_batch(images: tf.Tensor, matrix: tf.Tensor, size: int, fill_mode: str = "CONSTANT") -> tf.Tensor:
+    """Resamples a batch with one affine per image (bilinear; black outside by default).
 
     Pixel centres sit on integers in both frames, as in OpenCV.
 
@@ -92,6 +92,7 @@ def warp_batch(images: tf.Tensor, matrix: tf.Tensor, size: int) -> tf.Tensor:
         images: (B, H, W, C) uint8 or float.
         matrix: (B, 2, 3) source pixels -> output pixels.
         size: output side.
+        fill_mode: what lies outside the source: "CONSTANT" (zeros) or "NEAREST" (the edge repeated).
 
     Returns:
         (B, size, size, C) float32.
@@ -101,7 +102,7 @@ def warp_batch(images: tf.Tensor, matrix: tf.Tensor, size: int) -> tf.Tensor:
     transforms = tf.concat([tf.reshape(inverse, [-1, 6]), tf.zeros_like(inverse[:, 0, :2])], -1)
     warped = tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=tf.constant([size, size], tf.int32),
-        fill_value=tf.constant(0.0, tf.float32), interpolation="BILINEAR", fill_mode="CONSTANT")
+        fill_value=tf.constant(0.0, tf.float32), interpolation="BILINEAR", fill_mode=fill_mode)
     return tf.cast(warped, tf.float32)
 
 

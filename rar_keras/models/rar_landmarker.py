@@ -13,7 +13,7 @@ from datasets.schemes import get_scheme
 from rar_keras.backbones.factory import build_backbone
 from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, RobustShapeInit, VisibilityHead
 from rar_keras.layers.coordinates import shape_scale
-from rar_keras.models import graph_metrics, losses
+from rar_keras.models import graph_metrics, losses, teacher_view
 from rar_keras.models.config import STAGES, RARConfig, TrainingConfig
 from rar_keras.models.shape_bank import build_shape_bank
 from rar_keras.presets import load_preset
@@ -110,18 +110,18 @@ class RARLandmarker(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def set_teacher(self, teacher: "RARLandmarker | Sequence[RARLandmarker] | None") -> None:
-        """Trained models of the same scheme and crop margin whose conv8 heatmaps the detector learns
-        to match in `fit` (and `evaluate` reports), weighted by the training config's `distill_weight`.
-        Each teacher sees the same crops, resized to its input size (at most twice this model's: its
-        heatmaps are resized back without anti-aliasing); with several, the target is the mean of
-        their logits on this model's grid (an ensemble). Their weights are neither trained nor saved
-        with this model. One model, a sequence of models, or None (no teacher)."""
+        """Trained models of the same scheme whose conv8 heatmaps the detector learns to match in
+        `fit` (and `evaluate` reports), weighted by the training config's `distill_weight`. Each
+        teacher sees the same crops, resampled to its input size and crop margin (`teacher_view`; its
+        heatmaps at most twice this model's side: they are resampled back without anti-aliasing);
+        with several, the target is the mean of their logits on this model's grid (an ensemble).
+        Their weights are neither trained nor saved with this model. One model, a sequence of
+        models, or None (no teacher)."""
         teachers = () if teacher is None else tuple(teacher) if isinstance(teacher, (list, tuple)) else (teacher,)
         for one in teachers:
-            if one.config.scheme != self.config.scheme or one.config.margin != self.config.margin:
-                raise ValueError(f"the teacher must share the scheme and crop margin: teacher "
-                                 f"{one.config.scheme}, margin {one.config.margin}; this model "
-                                 f"{self.config.scheme}, margin {self.config.margin}")
+            if one.config.scheme != self.config.scheme:
+                raise ValueError(f"the teacher must share the landmark scheme: teacher {one.config.scheme}, "
+                                 f"this model {self.config.scheme}")
             if one.config.heatmap_size > 2 * self.config.heatmap_size:
                 raise ValueError(f"the teacher's heatmaps ({one.config.heatmap_size} cells) may be at most "
                                  f"twice this model's ({self.config.heatmap_size})")
@@ -191,20 +191,16 @@ class RARLandmarker(keras.Model):
         teachers = self._distillation.teachers
         if not teachers or self.stage == "refiner":
             return None
-        size = [self.config.heatmap_size] * 2
-        resized = [tf.image.resize(self._teacher_logits(teacher, images), size, method="bilinear")
+        resized = [teacher_view.on_student_grid(self._teacher_logits(teacher, images), self.config, teacher.config)
                    for teacher in teachers]
         return tf.add_n(resized) / float(len(resized))
 
     def _teacher_logits(self, teacher, images):
-        """One teacher's conv8 logits on the crops resized to its input size (no gradient). With
+        """One teacher's conv8 logits on the crops as it sees them (`teacher_view`; no gradient). With
         `distill_flip`, the mean of those logits and the ones of the mirrored crops, mirrored back with
         left and right swapped (heatmap cell centres are symmetric about the crop's centre, so
         reversing the grid mirrors exactly)."""
-        size = teacher.config.input_size
-        pixels = tf.cast(images, tf.float32)
-        if size != self.config.input_size:
-            pixels = tf.image.resize(pixels, [size, size], method="bilinear")
+        pixels = teacher_view.teacher_view(images, self.config, teacher.config)
         if not self.training_config.distill_flip:
             return tf.stop_gradient(teacher.backbone(pixels, training=False)["heatmaps"])
         both = teacher.backbone(tf.concat([pixels, tf.reverse(pixels, [2])], 0), training=False)["heatmaps"]

@@ -211,8 +211,8 @@ def attach_teachers(model, specs: Sequence[str]) -> None:
     except ValueError as error:
         raise DataError(f"--teacher {' '.join(specs)}: {error}") from None
     for spec, teacher in zip(specs, teachers):
-        print(f"teacher: {spec} ({teacher.config.input_size} px crops); distill_weight "
-              f"{model.training_config.distill_weight}")
+        print(f"teacher: {spec} ({teacher.config.input_size} px crops, margin {teacher.config.margin:g}); "
+              f"distill_weight {model.training_config.distill_weight}")
 
 
 def exact_steps(max_steps: int, steps_per_epoch: int) -> tuple[int, int]:

@@ -150,8 +150,8 @@ def test_a_teacher_trains_the_detector_and_is_not_saved_with_the_student(tmp_pat
     teacher = _tiny_model(shapes * 2 + 0.5, teacher_config)
     frozen = [w.numpy().copy() for w in teacher.weights]
     student = _tiny_model(shapes)
-    with pytest.raises(ValueError, match="scheme and crop margin"):
-        student.set_teacher(_tiny_model(shapes, TINY.replace(margin=0.5)))
+    with pytest.raises(ValueError, match="landmark scheme"):
+        student.set_teacher(RARLandmarker(TINY.replace(scheme="cofw29")))
     student.set_teacher(teacher)
     history = student.fit(images, shapes, batch_size=4, epochs=2, verbose=0)
     distill = history.history["distill_loss"]

@@ -1,0 +1,65 @@
+"""How a distillation teacher sees the student's crops, and how its heatmaps land on the student's grid.
+
+Both crops are centred on the same face box (`datasets.geometry.crop_matrix`); they differ in side
+(input size) and in context (crop margin). Student crop pixels map to teacher crop pixels by a
+scaling about the crop centre, so the teacher's input is the student's crop resampled, and the
+teacher's conv8 logits are resampled back onto the student's heatmap cells.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from datasets.augment import warp_batch
+
+
+def crop_scale(student, teacher) -> float:
+    """Teacher crop pixels per student crop pixel, for two `RARConfig`s."""
+    return (teacher.input_size / student.input_size) * (1.0 + student.margin) / (1.0 + teacher.margin)
+
+
+def student_to_teacher_pixels(student, teacher) -> np.ndarray:
+    """2x3 matrix from student crop pixels to teacher crop pixels (pixel centres on integers)."""
+    scale = crop_scale(student, teacher)
+    shift = (teacher.input_size - 1) / 2.0 - scale * (student.input_size - 1) / 2.0
+    return np.array([[scale, 0.0, shift], [0.0, scale, shift]])
+
+
+def teacher_to_student_cells(student, teacher) -> np.ndarray:
+    """2x3 matrix from teacher heatmap cells to student heatmap cells.
+
+    A cell c of stride s covers crop pixel `(c + 0.5) s - 0.5` (`layers.coordinates`).
+    """
+    scale = crop_scale(student, teacher)
+    teacher_stride, student_stride = teacher.heatmap_stride, student.heatmap_stride
+    # teacher cell -> teacher pixel -> student pixel -> student cell, each affine and axis-aligned
+    gain = teacher_stride / (scale * student_stride)
+    pixel_of_cell_zero = (0.5 * teacher_stride - 0.5 - (teacher.input_size - 1) / 2.0) / scale \
+        + (student.input_size - 1) / 2.0
+    shift = (pixel_of_cell_zero + 0.5) / student_stride - 0.5
+    return np.array([[gain, 0.0, shift], [0.0, gain, shift]])
+
+
+def _tiled(matrix: np.ndarray, like: tf.Tensor) -> tf.Tensor:
+    return tf.tile(tf.constant(matrix, tf.float32)[None], [tf.shape(like)[0], 1, 1])
+
+
+def teacher_view(images, student, teacher) -> tf.Tensor:
+    """The student's crops (B, S, S, 3) as the teacher's crops of the same boxes (black beyond them)."""
+    pixels = tf.cast(images, tf.float32)
+    if teacher.margin == student.margin:
+        if teacher.input_size == student.input_size:
+            return pixels
+        return tf.image.resize(pixels, [teacher.input_size] * 2, method="bilinear")
+    return warp_batch(pixels, _tiled(student_to_teacher_pixels(student, teacher), pixels), teacher.input_size)
+
+
+def on_student_grid(teacher_logits, student, teacher) -> tf.Tensor:
+    """The teacher's conv8 logits (B, h, w, L) resampled on the student's heatmap cells (bilinear; a
+    cell beyond the teacher's crop takes the nearest edge value)."""
+    size = [student.heatmap_size] * 2
+    if teacher.margin == student.margin:
+        return tf.image.resize(teacher_logits, size, method="bilinear")
+    return warp_batch(teacher_logits, _tiled(teacher_to_student_cells(student, teacher), teacher_logits),
+                      student.heatmap_size, fill_mode="NEAREST")
