@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from datasets.augment import warp_batch
+from datasets.crops import chain_affine
+from datasets.geometry import invert_affine
 
 
 def crop_scale(student, teacher) -> float:
@@ -27,18 +29,18 @@ def student_to_teacher_pixels(student, teacher) -> np.ndarray:
 
 
 def teacher_to_student_cells(student, teacher) -> np.ndarray:
-    """2x3 matrix from teacher heatmap cells to student heatmap cells.
+    """2x3 matrix from teacher heatmap cells to student heatmap cells: teacher cell -> teacher pixel
+    -> student pixel -> student cell (a cell c of stride s covers crop pixel `(c + 0.5) s - 0.5`,
+    `layers.coordinates`)."""
+    teacher_pixels = _cells_to_pixels(teacher.heatmap_stride)
+    student_cells = invert_affine(_cells_to_pixels(student.heatmap_stride))
+    to_student = invert_affine(student_to_teacher_pixels(student, teacher))
+    return chain_affine(student_cells, chain_affine(to_student, teacher_pixels))
 
-    A cell c of stride s covers crop pixel `(c + 0.5) s - 0.5` (`layers.coordinates`).
-    """
-    scale = crop_scale(student, teacher)
-    teacher_stride, student_stride = teacher.heatmap_stride, student.heatmap_stride
-    # teacher cell -> teacher pixel -> student pixel -> student cell, each affine and axis-aligned
-    gain = teacher_stride / (scale * student_stride)
-    pixel_of_cell_zero = (0.5 * teacher_stride - 0.5 - (teacher.input_size - 1) / 2.0) / scale \
-        + (student.input_size - 1) / 2.0
-    shift = (pixel_of_cell_zero + 0.5) / student_stride - 0.5
-    return np.array([[gain, 0.0, shift], [0.0, gain, shift]])
+
+def _cells_to_pixels(stride: int) -> np.ndarray:
+    offset = 0.5 * stride - 0.5
+    return np.array([[float(stride), 0.0, offset], [0.0, float(stride), offset]])
 
 
 def _tiled(matrix: np.ndarray, like: tf.Tensor) -> tf.Tensor:
