@@ -69,3 +69,9 @@ def rotation_about(centre, angle: float) -> np.ndarray:
     centre = np.asarray(centre, np.float64)
     return np.concatenate([linear, (centre - linear @ centre)[:, None]], axis=1)
 
+
+def resize_points(points, from_size: int, to_size: int):
+    """Crop pixels of a crop of side `from_size` in one of side `to_size` (the same region; pixel
+    centres on integers, as `tf.image.resize` samples them)."""
+    scale = float(to_size) / float(from_size)
+    return (points + 0.5) * scale - 0.5

@@ -19,7 +19,7 @@ from datasets import augment as aug
 from datasets.augment_config import AugmentConfig
 from datasets.crops import chain_affine, crop_face
 from datasets.errors import DataError
-from datasets.geometry import DEFAULT_MARGIN, apply_affine, crop_matrix, invert_affine
+from datasets.geometry import DEFAULT_MARGIN, apply_affine, crop_matrix, invert_affine, resize_points
 from datasets.record import FaceRecord
 from datasets.schemes import LandmarkScheme
 
@@ -141,7 +141,7 @@ def cache_faces(records: Sequence[FaceRecord], size: int, margin: float = DEFAUL
 def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_size: int, seed: int,
                   augment: AugmentConfig = AugmentConfig(), shuffle: bool = True,
                   epochs: int | None = None, deterministic: bool = True,
-                  start_step: int = 0) -> tf.data.Dataset:
+                  start_step: int = 0, render_size: int | None = None) -> tf.data.Dataset:
     """Augmented training batches drawn from a FaceCache.
 
     Each face gets one random affine (rotation, zoom, shift, flip) composed with
@@ -168,11 +168,18 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
             (`len(cache) // batch_size` batches each): the stream is the one of
             `start_step=0` without its first `start_step` batches, so a resumed
             training run continues where the interrupted one stopped.
+        render_size: when larger than `size`, every augmented crop (warp, colour,
+            occluders) is made at this side first and shrunk to `size` (bilinear);
+            the targets then also hold the large crop as "rendered" (what a
+            distillation teacher of a finer input sees, with the same augmentation).
+            Build the cache for this side (`cache_faces(records, render_size, ...)`)
+            so it holds that much detail.
 
     Returns:
         A dataset of `(images, {"landmarks", "visibility"})`: images float32
         (B, size, size, 3) in 0..255, landmarks (B, L, 2) float32 crop pixels,
-        visibility (B, L) float32.
+        visibility (B, L) float32; with a `render_size`, also "rendered"
+        (B, render_size, render_size, 3) float32.
     """
     num_faces = len(cache)
     if scheme.num_points != cache.num_points:
@@ -185,11 +192,15 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
     if start_step < 0:
         raise DataError(f"start_step must be >= 0, got {start_step}")
     size = int(size)
+    if render_size is not None and int(render_size) < size:
+        raise DataError(f"render_size must be at least the crop size {size}, got {render_size}")
+    rendered = render_size is not None and int(render_size) > size
+    side = int(render_size) if rendered else size
     steps = num_faces // batch_size
     images = tf.constant(cache.images)
     points = tf.constant(cache.landmarks)
     visibility = tf.constant(cache.visibility)
-    base = tf.constant(cache.crop_matrices(size).astype(np.float32))
+    base = tf.constant(cache.crop_matrices(side).astype(np.float32))
     permutation = scheme.flip_permutation
     root = tf.constant([seed, 0], tf.int64)
 
@@ -209,16 +220,22 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
         key = tf.random.experimental.stateless_fold_in(
             tf.random.experimental.stateless_fold_in(root, SALT_BATCH), epoch)
         key = tf.random.experimental.stateless_fold_in(key, step)
-        affine, flip = aug.random_affine(key, batch_size, size, augment)
+        affine, flip = aug.random_affine(key, batch_size, side, augment)
         matrix = aug.compose_affine(affine, tf.gather(base, index))
-        batch = aug.warp_batch(tf.gather(images, index), matrix, size)
+        batch = aug.warp_batch(tf.gather(images, index), matrix, side)
         landmarks = aug.transform_points(tf.gather(points, index), matrix)
         landmarks, flags = aug.flip_labels(landmarks, tf.gather(visibility, index), flip, permutation)
         batch = aug.jitter_colour(batch, key, augment)
         batch, hidden = aug.add_occluders(batch, landmarks, key, augment)
         flags = flags * (1.0 - tf.cast(hidden, tf.float32))
+        targets = {"visibility": flags}
+        if rendered:
+            targets["rendered"] = tf.ensure_shape(batch, [batch_size, side, side, 3])
+            batch = tf.image.resize(batch, [size, size], method="bilinear")
+            landmarks = resize_points(landmarks, side, size)
+        targets["landmarks"] = landmarks
         batch = tf.ensure_shape(batch, [batch_size, size, size, 3])
-        return batch, {"landmarks": landmarks, "visibility": flags}
+        return batch, targets
 
     first_epoch, skipped = divmod(int(start_step), steps)
     epoch_ids = (tf.data.Dataset.counter(first_epoch) if epochs is None

@@ -132,6 +132,11 @@ class RARLandmarker(keras.Model):
         object.__setattr__(self, "_distillation", types.SimpleNamespace(teachers=teachers))
         self.train_function = self.test_function = None  # retrace with or without the teacher
 
+    def teacher_configs(self) -> list:
+        """The `RARConfig` of each teacher set by `set_teacher` (a method, not a property: the saver
+        must not reach the teachers)."""
+        return [teacher.config for teacher in self._distillation.teachers]
+
     def set_stage(self, stage: str) -> None:
         """Selects what `fit` trains: "detector", "refiner" (backbone frozen) or "joint"."""
         if stage not in STAGES:
@@ -185,22 +190,27 @@ class RARLandmarker(keras.Model):
         return tf.where(choice < cfg.start_truth_prob, noisy_truth,
                         tf.where(choice < cfg.start_truth_prob + cfg.start_mean_prob, mean, robust_start))
 
-    def _distillation_targets(self, images):
+    def _distillation_targets(self, images, rendered=None):
         """The mean of the teachers' conv8 logits on the same crops, each resized to this model's grid
-        (no gradient), when a teacher is set and the detector trains; else None."""
+        (no gradient), when a teacher is set and the detector trains; else None. The teachers see
+        `rendered`, the same crops at a finer pixel scale, when given; else `images`."""
         teachers = self._distillation.teachers
         if not teachers or self.stage == "refiner":
             return None
-        resized = [teacher_view.on_student_grid(self._teacher_logits(teacher, images), self.config, teacher.config)
+        source = self.config if rendered is None else teacher_view.CropFrame(int(rendered.shape[1]), self.config.margin)
+        pixels = images if rendered is None else rendered
+        resized = [teacher_view.on_student_grid(self._teacher_logits(teacher, pixels, source), self.config,
+                                                teacher.config)
                    for teacher in teachers]
         return tf.add_n(resized) / float(len(resized))
 
-    def _teacher_logits(self, teacher, images):
-        """One teacher's conv8 logits on the crops as it sees them (`teacher_view`; no gradient). With
+    def _teacher_logits(self, teacher, images, source):
+        """One teacher's conv8 logits on the crops `images` of frame `source` (a config with
+        `input_size` and `margin`) as it sees them (`teacher_view`; no gradient). With
         `distill_flip`, the mean of those logits and the ones of the mirrored crops, mirrored back with
         left and right swapped (heatmap cell centres are symmetric about the crop's centre, so
         reversing the grid mirrors exactly)."""
-        pixels = teacher_view.teacher_view(images, self.config, teacher.config)
+        pixels = teacher_view.teacher_view(images, source, teacher.config)
         if not self.training_config.distill_flip:
             return tf.stop_gradient(teacher.backbone(pixels, training=False)["heatmaps"])
         both = teacher.backbone(tf.concat([pixels, tf.reverse(pixels, [2])], 0), training=False)["heatmaps"]
@@ -265,9 +275,9 @@ class RARLandmarker(keras.Model):
         return {name: tracker for name, tracker in self._trackers.items() if optional.get(name, 1.0)}
 
     def train_step(self, data):
-        images, landmarks, visibility = _unpack(data)
+        images, landmarks, visibility, rendered = _unpack(data)
         variables = self._trainable_for_stage()
-        teacher_heatmaps = self._distillation_targets(images)
+        teacher_heatmaps = self._distillation_targets(images, rendered)
         with tf.GradientTape() as tape:
             detected, refined, start = self._forward_for_training(images, landmarks)
             loss_values = self._objective(detected, refined, landmarks, visibility, teacher_heatmaps)
@@ -281,11 +291,12 @@ class RARLandmarker(keras.Model):
         return distribute.logs_for_reduction(logs)
 
     def test_step(self, data):
-        images, landmarks, visibility = _unpack(data)
+        images, landmarks, visibility, rendered = _unpack(data)
         detected = self._detect(images, training=False)
         start, _ = self.initializer(detected["detected"], detected["visibility"], mode=self.init_mode)
         refined = self._refine(detected, start, training=False)
-        loss_values = self._objective(detected, refined, landmarks, visibility, self._distillation_targets(images))
+        loss_values = self._objective(detected, refined, landmarks, visibility,
+                                      self._distillation_targets(images, rendered))
         logs = self._update_metrics(loss_values, landmarks, refined["shapes"][:, -1], detected["detected"], start)
         return distribute.logs_for_reduction(logs)
 
@@ -322,12 +333,14 @@ class RARLandmarker(keras.Model):
 
 
 def _unpack(data):
-    """(images, landmarks, visibility): targets are landmarks, or a dict with "landmarks" and, where
-    known, "visibility" (1 visible, 0 occluded; all visible otherwise)."""
+    """(images, landmarks, visibility, rendered): targets are landmarks, or a dict with "landmarks"
+    and, where known, "visibility" (1 visible, 0 occluded; all visible otherwise) and "rendered"
+    (the same crops at a finer pixel scale, for the teachers; else None)."""
     images, targets = data[0], data[1]
     landmarks = tf.cast(targets["landmarks"] if isinstance(targets, dict) else targets, tf.float32)
     if isinstance(targets, dict) and "visibility" in targets:
         visibility = tf.cast(targets["visibility"], tf.float32)
     else:
         visibility = tf.ones(tf.shape(landmarks)[:2])
-    return images, landmarks, visibility
+    rendered = targets.get("rendered") if isinstance(targets, dict) else None
+    return images, landmarks, visibility, rendered

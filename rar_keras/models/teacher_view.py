@@ -3,10 +3,15 @@
 Both crops are centred on the same face box (`datasets.geometry.crop_matrix`); they differ in side
 (input size) and in context (crop margin). Student crop pixels map to teacher crop pixels by a
 scaling about the crop centre, so the teacher's input is the student's crop resampled, and the
-teacher's conv8 logits are resampled back onto the student's heatmap cells.
+teacher's conv8 logits are resampled back onto the student's heatmap cells. With `distill_native`
+the training pipeline renders each crop at `native_render_size` instead, and the teachers see that
+finer crop (a `CropFrame` with the student's margin) in place of the student's.
 """
 
 from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +19,22 @@ import tensorflow as tf
 from datasets.augment import warp_batch
 from datasets.crops import chain_affine
 from datasets.geometry import invert_affine
+
+
+class CropFrame(NamedTuple):
+    """A crop's side and margin: what the functions below read of a `RARConfig` (a rendered crop of
+    the training faces has the student's margin at another side)."""
+
+    input_size: int
+    margin: float
+
+
+def native_render_size(student, teachers: Sequence) -> int:
+    """The side of a crop with the student's margin whose pixels are as fine as the finest
+    teacher's (never under the student's side): rendered at that side, every teacher sees its own
+    input's detail."""
+    sides = [teacher.input_size * (1.0 + student.margin) / (1.0 + teacher.margin) for teacher in teachers]
+    return max([int(student.input_size)] + [int(math.ceil(side - 1e-6)) for side in sides])
 
 
 def crop_scale(student, teacher) -> float:

