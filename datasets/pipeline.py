@@ -172,8 +172,8 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
             occluders) is made at this side first and shrunk to `size` (bilinear);
             the targets then also hold the large crop as "rendered" (what a
             distillation teacher of a finer input sees, with the same augmentation).
-            Build the cache for this side (`cache_faces(records, render_size, ...)`)
-            so it holds that much detail.
+            The cache must be built for this side (`cache_faces(records,
+            render_size, ...)`), so that it holds that much detail.
 
     Returns:
         A dataset of `(images, {"landmarks", "visibility"})`: images float32
@@ -196,6 +196,10 @@ def train_dataset(cache: FaceCache, scheme: LandmarkScheme, size: int, batch_siz
         raise DataError(f"render_size must be at least the crop size {size}, got {render_size}")
     rendered = render_size is not None and int(render_size) > size
     side = int(render_size) if rendered else size
+    if rendered and cache.size < side:
+        raise DataError(f"the cache was built for {cache.size} px crops; render_size {side} needs a cache "
+                        f"built for it (cache_faces(records, {side}, ...)), or the rendered crops only "
+                        f"enlarge the coarser one")
     steps = num_faces // batch_size
     images = tf.constant(cache.images)
     points = tf.constant(cache.landmarks)

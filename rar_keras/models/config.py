@@ -198,11 +198,12 @@ class TrainingConfig:
             --teacher`): the KL divergence from the teacher's conv8 heatmaps to the model's.
         distill_flip: the teacher's heatmaps are the flip test's: the mean of its logits on the crop
             and on the mirrored crop (mirrored back, left and right landmarks swapped); twice its compute.
-        distill_native: each training face is also rendered at the finest teacher's pixel scale, and
-            the teachers see that crop instead of this model's crop resampled to their input size
-            (`datasets.pipeline.train_dataset`'s `render_size`): a 192 px teacher then sees 192 px
-            of detail, not a 112 px crop enlarged. This model's crop is the rendered one shrunk
-            (bilinear), with the same augmentation.
+        distill_native: each training face is rendered at the finest teacher's pixel scale instead
+            (`datasets.pipeline.train_dataset`'s `render_size`), and the teachers see that crop rather
+            than this model's crop resampled to their input size: a 192 px teacher then sees 192 px of
+            detail, not a 112 px crop enlarged. This model's crop is the rendered one shrunk (bilinear,
+            not anti-aliased), with the same augmentation. Validation has no rendered crops: there
+            (`val_distill_loss`) the teachers see this model's crops enlarged.
         entropy_weight: entropy bonus of the attention policy.
         start_truth_prob: share of training faces whose refinement starts from the truth plus noise.
         start_mean_prob: share that starts from the mean shape (the rest: the robust start).

@@ -112,7 +112,8 @@ class RARLandmarker(keras.Model):
     def set_teacher(self, teacher: "RARLandmarker | Sequence[RARLandmarker] | None") -> None:
         """Trained models of the same scheme whose conv8 heatmaps the detector learns to match in
         `fit` (and `evaluate` reports), weighted by the training config's `distill_weight`. Each
-        teacher sees the same crops, resampled to its input size and crop margin (`teacher_view`; its
+        teacher sees the same crops (or the finer ones the pipeline gives as the target "rendered",
+        `distill_native`), resampled to its input size and crop margin (`teacher_view`; its
         heatmaps at most twice this model's side: they are resampled back without anti-aliasing);
         with several, the target is the mean of their logits on this model's grid (an ensemble).
         Their weights are neither trained nor saved with this model. One model, a sequence of
@@ -133,8 +134,7 @@ class RARLandmarker(keras.Model):
         self.train_function = self.test_function = None  # retrace with or without the teacher
 
     def teacher_configs(self) -> list:
-        """The `RARConfig` of each teacher set by `set_teacher` (a method, not a property: the saver
-        must not reach the teachers)."""
+        """The `RARConfig` of each teacher set by `set_teacher`."""
         return [teacher.config for teacher in self._distillation.teachers]
 
     def set_stage(self, stage: str) -> None:

@@ -38,7 +38,8 @@ def native_render_size(student, teachers: Sequence) -> int:
 
 
 def crop_scale(student, teacher) -> float:
-    """Teacher crop pixels per student crop pixel, for two `RARConfig`s."""
+    """Teacher crop pixels per student crop pixel; `student` is the frame of the crops given (a
+    `RARConfig` or a `CropFrame`), `teacher` a `RARConfig`."""
     return (teacher.input_size / student.input_size) * (1.0 + student.margin) / (1.0 + teacher.margin)
 
 
@@ -69,7 +70,8 @@ def _tiled(matrix: np.ndarray, like: tf.Tensor) -> tf.Tensor:
 
 
 def teacher_view(images, student, teacher) -> tf.Tensor:
-    """The student's crops (B, S, S, 3) as the teacher's crops of the same boxes (black beyond them)."""
+    """Crops (B, S, S, 3) of frame `student` (the student's, or a rendered `CropFrame`) as the
+    teacher's crops of the same boxes (black beyond them)."""
     pixels = tf.cast(images, tf.float32)
     if teacher.margin == student.margin:
         if teacher.input_size == student.input_size:

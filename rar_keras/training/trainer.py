@@ -97,6 +97,9 @@ def train(run: TrainingRun) -> pathlib.Path:
     if run.init_from:
         source_spec = resolve_model_spec(run.init_from, (PRESET, KERAS), "--init-from")
     teacher_specs = [resolve_model_spec(spec, (PRESET, KERAS), "--teacher") for spec in run.teacher or ()]
+    if training.distill_native and not teacher_specs:
+        raise DataError("--set distill_native=true renders the training faces for the distillation teachers: "
+                        "give them with --teacher MODEL")
     if not 1 <= training.batch_size <= len(train_records):
         raise DataError(f"batch_size {training.batch_size}: must be between 1 and the number of training "
                         f"faces ({len(train_records)}); lower it with --set batch_size=N")
@@ -171,7 +174,8 @@ def train(run: TrainingRun) -> pathlib.Path:
     render_size = None
     if training.distill_native and teacher_specs:
         render_size = native_render_size(config, model.teacher_configs())
-        print(f"teachers see the training faces rendered at {render_size} px (distill_native)")
+        if render_size > config.input_size:
+            print(f"teachers see the training faces rendered at {render_size} px (distill_native)")
     train_cache = cache_faces(train_records, render_size or config.input_size, config.margin)
     train_data = train_dataset(train_cache, scheme, config.input_size, training.batch_size, seed=training.seed,
                                augment=training.augment, start_step=initial_epoch * steps_per_epoch,

@@ -206,11 +206,20 @@ def test_rendered_crops_carry_the_same_augmentation_at_a_finer_scale(seed):
                 checked += 1
     assert checked >= 4 * len(rendered)
     # The model's crop is the rendered one shrunk: its dots sit on its landmarks too.
+    checked = 0
     for image, points in zip(images, targets["landmarks"]):
         for point in points:
             centroid = dot_centroid(image, point)
             if centroid is not None:
                 np.testing.assert_allclose(centroid, point, atol=2 * DOT_TOLERANCE)
+                checked += 1
+    assert checked >= 4 * len(images)
+
+
+def test_rendering_from_a_coarser_cache_is_refused():
+    cache = cache_faces(noise_records(4), SIZE, progress=False)
+    with pytest.raises(DataError, match="cache was built for 64 px crops; render_size 128 needs"):
+        train_dataset(cache, TOY, SIZE, 2, seed=0, render_size=2 * SIZE)
 
 
 def test_render_size_below_the_crop_size_is_refused():

