@@ -78,10 +78,10 @@ class FaceCache:
         return np.stack([chain_affine(crop_matrix(box, size, self.margin), to_image)
                          for box, to_image in zip(self.boxes, self.to_image)])
 
-    @property
-    def crop_landmarks(self) -> np.ndarray:
-        """(N, L, 2) float32 landmarks in model-crop pixels (no augmentation)."""
-        matrices = self.crop_matrices()
+    def crop_landmarks(self, size: int | None = None) -> np.ndarray:
+        """(N, L, 2) float32 landmarks in the pixels of a model crop of side `size` (default the
+        cache's; no augmentation)."""
+        matrices = self.crop_matrices(size)
         return np.stack([apply_affine(p, m) for p, m in zip(self.landmarks, matrices)]).astype(np.float32)
 
 

@@ -197,8 +197,8 @@ class RARLandmarker(keras.Model):
         teachers = self._distillation.teachers
         if not teachers or self.stage == "refiner":
             return None
-        source = self.config if rendered is None else teacher_view.CropFrame(int(rendered.shape[1]), self.config.margin)
-        pixels = images if rendered is None else rendered
+        pixels, source = ((images, self.config) if rendered is None
+                          else (rendered, teacher_view.CropFrame(int(rendered.shape[1]), self.config.margin)))
         resized = [teacher_view.on_student_grid(self._teacher_logits(teacher, pixels, source), self.config,
                                                 teacher.config)
                    for teacher in teachers]

@@ -15,7 +15,6 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from datasets.errors import DataError
-from datasets.geometry import resize_points
 from datasets.loaders import load_records
 from datasets.schemes import get_scheme
 from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
@@ -172,7 +171,7 @@ def train(run: TrainingRun) -> pathlib.Path:
         if teacher_specs:
             attach_teachers(model, [spec.text for spec in teacher_specs])
     render_size = None
-    if training.distill_native and teacher_specs:
+    if training.distill_native:        # with teachers: refused without them above
         render_size = native_render_size(config, model.teacher_configs())
         if render_size > config.input_size:
             print(f"teachers see the training faces rendered at {render_size} px (distill_native)")
@@ -237,5 +236,5 @@ def crop_space_shapes(cache, scheme, size: int | None = None):
     """Training landmarks in the pixels of a model crop of side `size` (default the cache's), with
     their mirrors (the bank sees both)."""
     size = cache.size if size is None else int(size)
-    shapes = resize_points(np.asarray(cache.crop_landmarks, np.float32), cache.size, size)
+    shapes = cache.crop_landmarks(size)
     return np.concatenate([shapes, scheme.mirror_landmarks(shapes, size)])
