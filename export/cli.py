@@ -20,7 +20,7 @@ from export.calibration import calibration_crops
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
 from rar_keras.inference.quality import read_quality
-from rar_keras.presets.loader import weights_digest
+from rar_keras.presets.loader import config_digest, weights_digest
 from rar_keras.utils.quiet import import_tensorflow
 
 FORMATS = ("tflite", "onnx")
@@ -96,7 +96,8 @@ def _contract_extra(spec: str) -> dict:
     if resolved.kind != PRESET:
         return {"source": {"file": resolved.path.name}}
     quality = read_quality(resolved.path)
-    return {"source": {"preset": resolved.path.name, "weights_sha256": weights_digest(resolved.path)},
+    return {"source": {"preset": resolved.path.name, "weights_sha256": weights_digest(resolved.path),
+                       "config_sha256": config_digest(resolved.path)},
             **({"quality": quality.to_dict()} if quality else {})}
 
 

@@ -19,7 +19,7 @@ from rar_keras.inference.keras_model import KerasCropModel, load_model
 from rar_keras.inference.model_spec import PRESET, TFLITE, resolve_model_spec
 from rar_keras.inference.quality import read_quality
 from rar_keras.inference.runtimes import load_runtime
-from rar_keras.presets.loader import TFLITE_FILE, WEIGHTS_FILE, weights_digest
+from rar_keras.presets.loader import CONFIG_FILE, TFLITE_FILE, WEIGHTS_FILE, config_digest, weights_digest
 
 RUNTIMES = ("auto", "litert", "keras")
 
@@ -33,16 +33,19 @@ def uses_keras(spec, runtime: str = "auto") -> bool:
 
 
 def current_litert_file(folder) -> bool:
-    """Whether a preset folder holds a `model.tflite` exported from the weights it holds now.
+    """Whether a preset folder holds a `model.tflite` exported from the weights and config it holds now.
 
-    The export records the SHA-256 of the preset's weights in the file's contract; a file without
-    that record (exported from a .keras file and copied in) counts as current.
+    The export records the SHA-256 of the preset's weights and of its config in the file's contract;
+    a file without a record (exported from a .keras file and copied in) counts as current on that
+    count.
     """
     shipped = pathlib.Path(folder) / TFLITE_FILE
     if not shipped.is_file():
         return False
-    recorded = read_contract(shipped).get("source", {}).get("weights_sha256")
-    return recorded is None or recorded == weights_digest(folder)
+    source = read_contract(shipped).get("source", {})
+    weights, config = source.get("weights_sha256"), source.get("config_sha256")
+    return ((weights is None or weights == weights_digest(folder))
+            and (config is None or config == config_digest(folder)))
 
 
 def load_crop_model(spec, batch_size: int = 32, flip_test: bool = False, argument: str = "model",
@@ -65,8 +68,9 @@ def load_crop_model(spec, batch_size: int = 32, flip_test: bool = False, argumen
         if current_litert_file(resolved.path):
             return _with_quality(load_runtime(shipped, flip_test=flip_test), quality)
         if shipped.is_file():
-            stale = (f"{shipped} was exported from other weights than {resolved.path / WEIGHTS_FILE} (export "
-                     f"it again: python -m export --model {resolved.path} --format tflite --out {shipped})")
+            stale = (f"{shipped} was exported from other weights or settings than {resolved.path / WEIGHTS_FILE} "
+                     f"and {resolved.path / CONFIG_FILE} (export it again: python -m export --model "
+                     f"{resolved.path} --format tflite --out {shipped})")
             if runtime == "litert":
                 raise DataError(f"{argument} {spec}: {stale}")
             warnings.warn(f"{stale}; running the preset in Keras", stacklevel=2)

@@ -32,6 +32,14 @@ def weights_digest(folder) -> str:
     return hashlib.sha256((pathlib.Path(folder) / WEIGHTS_FILE).read_bytes()).hexdigest()
 
 
+def config_digest(folder) -> str:
+    """SHA-256 of a preset's config (its JSON content with sorted keys, so whitespace and line endings
+    do not count): an exported file records it beside the weights', so a file exported before
+    `make_preset --set` changed an inference setting (the start, the number of steps) can be told."""
+    config = json.loads((pathlib.Path(folder) / CONFIG_FILE).read_text())
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
 def list_presets() -> list[str]:
     """Names of the presets shipped with this installation."""
     return sorted(p.parent.name for p in PRESETS_DIR.glob(f"*/{WEIGHTS_FILE}"))

