@@ -36,8 +36,8 @@ def current_litert_file(folder) -> bool:
     """Whether a preset folder holds a `model.tflite` exported from the weights and config it holds now.
 
     The export records the SHA-256 of the preset's weights and of its config in the file's contract;
-    a file without a record (exported from a .keras file and copied in) counts as current on that
-    count.
+    a digest the file does not record is not checked (a file exported from a .keras file and copied
+    in records neither).
     """
     shipped = pathlib.Path(folder) / TFLITE_FILE
     if not shipped.is_file():
