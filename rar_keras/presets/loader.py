@@ -36,8 +36,7 @@ def config_digest(folder) -> str:
     """SHA-256 of a preset's config (its JSON content with sorted keys, so whitespace and line endings
     do not count): an exported file records it beside the weights', so a file exported before
     `make_preset --set` changed an inference setting (the start, the number of steps) can be told."""
-    config = json.loads((pathlib.Path(folder) / CONFIG_FILE).read_text())
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(read_preset_config(folder), sort_keys=True).encode()).hexdigest()
 
 
 def list_presets() -> list[str]:

@@ -1,4 +1,5 @@
-"""A preset retrained after its export: its `model.tflite` holds the old weights and is never run."""
+"""A preset retrained or repackaged after its export: its `model.tflite` holds the old weights or settings
+and is never run."""
 
 import json
 import shutil
@@ -10,7 +11,7 @@ from datasets.errors import DataError
 from rar_keras.inference.crop_models import current_litert_file, load_crop_model, uses_keras
 from rar_keras.inference.keras_model import KerasCropModel
 from rar_keras.presets import preset_folder
-from rar_keras.presets.loader import CONFIG_FILE, TFLITE_FILE, WEIGHTS_FILE
+from rar_keras.presets.loader import CONFIG_FILE, TFLITE_FILE, WEIGHTS_FILE, read_preset_config
 
 PRESET = "w300_fast"
 
@@ -48,17 +49,11 @@ def test_a_litert_file_of_other_weights_is_never_run(tmp_path):
     assert isinstance(model, KerasCropModel)
 
 
-def change_settings(folder, **settings):
-    """Rewrites the folder's config.json with other inference settings, as `make_preset --set` would."""
-    document = json.loads((folder / CONFIG_FILE).read_text())
-    document["config"]["config"].update(settings)
-    (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2))
-
-
 def test_a_litert_file_of_other_settings_is_never_run(tmp_path):
     folder = copy_preset(tmp_path)
-    steps = json.loads((folder / CONFIG_FILE).read_text())["config"]["config"]["steps"]
-    change_settings(folder, steps=steps + 1)
+    document = read_preset_config(folder)
+    document["config"]["config"]["steps"] += 1          # as `make_preset --set steps=...` would
+    (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2))
     assert not current_litert_file(folder)
     assert uses_keras(str(folder))
     with pytest.raises(DataError, match=r"model\.tflite was exported from other weights or settings.*config\.json"):
@@ -67,8 +62,8 @@ def test_a_litert_file_of_other_settings_is_never_run(tmp_path):
 
 def test_a_config_rewritten_with_the_same_settings_stays_current(tmp_path):
     folder = copy_preset(tmp_path)
-    document = json.loads((folder / CONFIG_FILE).read_text())
-    (folder / CONFIG_FILE).write_text(json.dumps(document, indent=None, separators=(",", ":")) + "\r\n")
+    compact = json.dumps(read_preset_config(folder), separators=(",", ":"))
+    (folder / CONFIG_FILE).write_text(compact + "\r\n")
     assert current_litert_file(folder)
 
 
