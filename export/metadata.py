@@ -25,7 +25,7 @@ from tensorflow.lite.tools import flatbuffer_utils
 
 from datasets.schemes import get_scheme
 from export.graph import INPUT_NAME, OUTPUT_NAMES, SIGNATURE_KEY
-from rar_keras.inference.contract import METADATA_NAME, read_contract
+from rar_keras.inference.contract import LANDMARK_OFFSET_KEY, METADATA_NAME, read_contract
 
 FORMAT_VERSION = 1
 CROP_RULE = ("square crop centred on the face box centre, side = longer box side * (1 + margin), "
@@ -68,6 +68,9 @@ def contract(model, batch: Optional[int] = 1, quantization: str = "none", runtim
         "num_landmarks": int(scheme.num_points),
         # For a flip test on the device: landmark i of a mirrored crop is landmark flip_permutation[i].
         "flip_permutation": [int(i) for i in scheme.flip_permutation],
+        # The outputs include this shift (the training annotations' convention, see RARConfig's
+        # landmark_offset): a flip test mirrors back with x -> input_size - 1 - x + 2 * offset x.
+        LANDMARK_OFFSET_KEY: [float(v) for v in cfg.landmark_offset_pixels],
         "steps": int(cfg.steps),
         "output_names": list(OUTPUT_NAMES),
         "outputs": OUTPUTS,

@@ -13,6 +13,9 @@ import pathlib
 from ai_edge_litert import schema_py_generated as schema
 
 METADATA_NAME = "rar_keras"
+# The landmark offset (x, y) in crop pixels that the file's outputs include (the model's
+# `landmark_offset`): a flip test on the device mirrors back with x -> S - 1 - x + 2 * offset_x.
+LANDMARK_OFFSET_KEY = "landmark_offset_px"
 
 
 def tflite_metadata_entries(path) -> list[tuple[str, bytes]]:

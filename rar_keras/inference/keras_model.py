@@ -78,8 +78,7 @@ class KerasCropModel:
     def _flip_averaged(self, predict, crops):
         if not self.flip_test:
             return predict(crops)
-
-        return flip_averaged(predict, crops, self.scheme, self.input_size)
+        return flip_averaged(predict, crops, self.scheme, self.input_size, self.model.config.landmark_offset_pixels)
 
     def __call__(self, crops) -> np.ndarray:
         return self.predict(crops)["landmarks"]

@@ -23,7 +23,7 @@ import numpy as np
 from datasets.errors import DataError
 from datasets.geometry import DEFAULT_MARGIN
 from datasets.schemes import SCHEMES, LandmarkScheme, scheme_for_count
-from rar_keras.inference.contract import read_contract, tflite_metadata_entries
+from rar_keras.inference.contract import LANDMARK_OFFSET_KEY, read_contract, tflite_metadata_entries
 from rar_keras.inference.flip_test import FlipAveraged
 from rar_keras.inference.quality import QualityModel
 from rar_keras.utils.quiet import litert_interpreter
@@ -229,15 +229,26 @@ def load_onnx(path: str) -> CropModel:
     return CropModel(outputs_fn, size, num_points, margin, _scheme(scheme_name, num_points))
 
 
+def _offset(value, path: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: contract field {LANDMARK_OFFSET_KEY!r} must be two numbers [x, y], "
+                        f"got {value!r}") from None
+    return (x, y)
+
+
 def load_runtime(path, flip_test: bool = False) -> CropModel:
     """A .tflite or .onnx crop model; with `flip_test`, each prediction averaged with its mirror's.
 
     The flip test needs the landmark scheme (its flip permutation): stored in the file, or
-    inferred from the number of landmarks.
+    inferred from the number of landmarks; and the landmark offset the file's outputs include
+    (its contract's `landmark_offset_px`; none in files without it).
     """
     path = str(path)
     loaded = load_tflite(path) if path.lower().endswith(".tflite") else load_onnx(path)
-    stored = read_contract(path).get("quality")
+    contract = read_contract(path)
+    stored = contract.get("quality")
     if stored:
         loaded.quality = QualityModel.from_dict(stored, f"{path} (contract)")
     if loaded.margin is None:
@@ -247,5 +258,7 @@ def load_runtime(path, flip_test: bool = False) -> CropModel:
             raise DataError(f"{path}: the flip test needs the landmark scheme, which the file does not "
                             f"store and its {loaded.num_points} landmarks do not identify")
 
-        loaded.outputs_fn = FlipAveraged(loaded.outputs_fn, loaded.scheme, loaded.input_size)
+        offset = contract.get(LANDMARK_OFFSET_KEY, (0.0, 0.0))
+        loaded.outputs_fn = FlipAveraged(loaded.outputs_fn, loaded.scheme, loaded.input_size,
+                                         _offset(offset, path))
     return loaded

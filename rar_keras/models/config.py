@@ -51,6 +51,22 @@ def _owner(key: str, sections: dict) -> tuple[str | None, str]:
     return None, key
 
 
+# A box-relative offset beyond this is no annotation convention but a wrong model or wrong data.
+MAX_LANDMARK_OFFSET = 0.05
+
+
+def _check_offset(value) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"landmark_offset must be two numbers [x, y] (fractions of the face box's side), "
+                         f"got {value!r}") from None
+    if not (abs(x) <= MAX_LANDMARK_OFFSET and abs(y) <= MAX_LANDMARK_OFFSET):
+        raise ValueError(f"landmark_offset {[x, y]}: each must be within +-{MAX_LANDMARK_OFFSET} of the face "
+                         f"box's side")
+    return (x, y)
+
+
 @dataclasses.dataclass(frozen=True)
 class RARConfig:
     """The architecture of a RAR landmarker: everything needed to rebuild it from a preset.
@@ -90,6 +106,12 @@ class RARConfig:
             "global" (soft-argmax over the whole map; see `HeatmapDecoder`).
         decode_temperature: "global" decode: the softmax temperature (below 1 sharpens it).
         init_mode: how inference picks the start shape S_0 (see `RobustShapeInit`).
+        landmark_offset: (x, y) added to every shape the model outputs, in units of the face box's
+            longer side (the side that `margin` pads). A model trained on mirrored crops cannot learn
+            an annotation convention that is not mirror-symmetric (points marked a fraction of a
+            pixel right of the feature they name: mirroring moves them left); this puts the
+            annotations' mean offset back. `python -m tools.fit_landmark_offset` measures it on
+            training faces (docs/LANDMARK_OFFSET.md).
 
     Example:
         >>> config = EXPERIMENTS["w300_mobile"].model.replace(steps=4)
@@ -124,6 +146,7 @@ class RARConfig:
     decode: str = "local"
     decode_temperature: float = 1.0
     init_mode: str = "robust"
+    landmark_offset: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self):
         if self.input_size % self.heatmap_stride:
@@ -138,6 +161,7 @@ class RARConfig:
         if not self.decode_temperature > 0:
             raise ValueError(f"decode_temperature must be positive, got {self.decode_temperature!r}")
         _check_choice("backbone", self.backbone, BACKBONES)
+        object.__setattr__(self, "landmark_offset", _check_offset(self.landmark_offset))
         if self.encoder_repeats:
             if self.efficientnet_variant is None:
                 raise ValueError(f"encoder_repeats needs an EfficientNet-Lite backbone, got backbone "
@@ -155,6 +179,12 @@ class RARConfig:
     @property
     def heatmap_size(self) -> int:
         return self.input_size // self.heatmap_stride
+
+    @property
+    def landmark_offset_pixels(self) -> tuple[float, float]:
+        """`landmark_offset` in crop pixels: the face box's longer side spans input_size / (1 + margin)."""
+        box_side = self.input_size / (1.0 + self.margin)
+        return (self.landmark_offset[0] * box_side, self.landmark_offset[1] * box_side)
 
     def replace(self, **changes) -> "RARConfig":
         return dataclasses.replace(self, **changes)

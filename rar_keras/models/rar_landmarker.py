@@ -36,7 +36,7 @@ class RARLandmarker(keras.Model):
        updates from features finer than the heatmap).
 
     Outputs a dict: "landmarks" (B, L, 2) final shape in crop pixels; "steps" (B, T+1, L, 2)
-    from S_0 to S_T; "detected" (B, L, 2) S_d; "confidence" (B, L) its peak probabilities;
+    from S_0 to S_T (these and "detected" moved by the config's `landmark_offset`); "detected" (B, L, 2) S_d; "confidence" (B, L) its peak probabilities;
     "visibility" (B, L) probability that each landmark is visible; "attention" (B, T) attention
     centres; "attention_logits" (B, T, L); "heatmaps" (B, h, w, L) conv8 logits.
 
@@ -167,10 +167,20 @@ class RARLandmarker(keras.Model):
         start, _ = self.initializer(tf.stop_gradient(detected["detected"]), tf.stop_gradient(detected["visibility"]),
                                     mode=init_mode or self.init_mode)
         refined = self._refine(detected, start, training)
-        return {"landmarks": refined["shapes"][:, -1], "steps": refined["shapes"], "detected": detected["detected"],
+        steps, points = self._annotated(refined["shapes"]), self._annotated(detected["detected"])
+        return {"landmarks": steps[:, -1], "steps": steps, "detected": points,
                 "confidence": detected["confidence"], "visibility": detected["visibility"],
                 "attention": refined["centres"], "attention_logits": refined["logits"],
                 "heatmaps": detected["heatmaps"]}
+
+    def _annotated(self, shapes):
+        """`shapes` (..., L, 2) in crop pixels moved by the config's `landmark_offset` into the training
+        annotations' convention (what the outputs give; the losses compare the raw shapes, which the
+        flipped training crops keep free of that offset)."""
+        offset = self.config.landmark_offset_pixels
+        if offset == (0.0, 0.0):
+            return shapes
+        return shapes + tf.constant(offset, tf.float32)
 
     # === Training ===
     def _training_starts(self, robust_start, landmarks):

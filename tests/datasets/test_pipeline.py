@@ -257,3 +257,24 @@ def test_real_faces_cache_and_batch(shared_data):
     (images, targets), = first_batches(train_dataset(cache, W300, SIZE, 8, seed=0), 1)
     inside = (targets["landmarks"] >= 0) & (targets["landmarks"] <= SIZE - 1)
     assert inside.all(-1).mean() > 0.9
+
+
+def test_a_mirrored_dot_sits_on_its_mirrored_point_to_a_twentieth_of_a_pixel():
+    """The flip maps pixels and points by the same x -> S - 1 - x: a model trained on mirrored crops
+    learns no offset from the pipeline (docs/LANDMARK_OFFSET.md)."""
+    import tensorflow as tf
+
+    from datasets import augment as aug
+
+    point = np.array([30.3, 41.6])
+    ys, xs = np.mgrid[:SIZE, :SIZE]
+    dot = np.exp(-((xs - point[0]) ** 2 + (ys - point[1]) ** 2) / (2 * 1.5 ** 2)) * 255.0
+    image = np.repeat(dot[None, ..., None], 3, -1).astype(np.float32)
+    flip_only = AugmentConfig(rotation=0.0, scale=(1.0, 1.0), shift=0.0, flip_prob=1.0)
+    matrix, flip = aug.random_affine(tf.constant([3, 4], tf.int64), 1, SIZE, flip_only)
+    warped = aug.warp_batch(tf.constant(image), matrix, SIZE).numpy()[0, ..., 0]
+    moved = aug.transform_points(tf.constant(point[None, None], tf.float32), matrix).numpy()[0, 0]
+    assert bool(flip.numpy()[0])
+    np.testing.assert_allclose(moved, [SIZE - 1 - point[0], point[1]], atol=1e-4)
+    weights = warped / warped.sum()
+    np.testing.assert_allclose([(weights * xs).sum(), (weights * ys).sum()], moved, atol=0.05)

