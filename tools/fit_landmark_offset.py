@@ -12,9 +12,10 @@ signed error in units of the box's longer side (the model's own offset taken off
 second run gives the same value), and prints it; `--write` stores it as the preset's
 `landmark_offset`, which the model then adds to every output (docs/LANDMARK_OFFSET.md).
 
-By default the faces the training command held out for validation (`--validation-fraction` of
-them, split with `--seed`, as `rar_keras.train` does) are left out, so that validation figures
-stay honest. Fit on training faces, never on a test set.
+By default the faces the training command held out for validation are left out, so that
+validation figures stay honest: the split is `rar_keras.train`'s (`--val-fraction` of the faces,
+its training seed), and it is the same only for the same `--data` folders in the same order. Fit
+on training faces, never on a test set.
 """
 
 from __future__ import annotations
@@ -27,15 +28,22 @@ import numpy as np
 
 from datasets.errors import DataError
 from datasets.record import landmark_box
+from rar_keras.models.config import TrainingConfig
 from rar_keras.utils.quiet import import_tensorflow
 
-DEFAULT_VALIDATION_FRACTION = 0.05     # rar_keras.train's --val-fraction default
-DEFAULT_SEED = 0                       # TrainingConfig's seed default
+DEFAULT_VAL_FRACTION = 0.05            # rar_keras.train's --val-fraction default (a test checks it)
+DEFAULT_SEED = TrainingConfig().seed   # the training command's split seed unless --set seed=...
 BATCH = 32
 
 
 def residuals(landmarker, records, progress=True) -> np.ndarray:
-    """(N, L, 2) signed errors of the predictions, in units of each face's ground-truth box side."""
+    """(N, L, 2) signed errors of the predictions, in units of each face's ground-truth box side.
+
+    Args:
+        landmarker: a `CropLandmarker` (its `predict(images, boxes)` gives image pixels).
+        records: faces with landmarks; each is cropped around the box of its own landmarks.
+        progress: show a tqdm progress bar.
+    """
     from tqdm import tqdm
 
     out = []
@@ -63,7 +71,15 @@ def fitted_offset(errors: np.ndarray, current=(0.0, 0.0)) -> tuple[np.ndarray, n
 
 
 def write_offset(folder, offset) -> None:
-    """Sets `landmark_offset` in a preset folder's config.json (atomically; weights untouched)."""
+    """Sets `landmark_offset` in a preset folder's config.json (atomically; weights untouched).
+
+    Args:
+        folder: the preset folder (or a shipped preset's name).
+        offset: (x, y) in units of the face box's longer side.
+
+    Raises:
+        DataError: not a preset folder or an unreadable config; ValueError: an offset out of range.
+    """
     from rar_keras.models.config import RARConfig
     from rar_keras.presets.loader import CONFIG_FILE, preset_folder, read_preset_config
     from rar_keras.utils.atomic import write_bytes_atomically
@@ -79,15 +95,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.fit_landmark_offset", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="a preset (name or folder) or a trained .keras file")
-    parser.add_argument("--data", nargs="+", required=True, help="the model's training faces")
-    parser.add_argument("--validation-fraction", type=float, default=DEFAULT_VALIDATION_FRACTION,
+    parser.add_argument("--data", nargs="+", required=True,
+                        help="the model's training faces: the training command's --data, in its order")
+    parser.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
                         help="share of --data held out as the training command did (0 keeps every face)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the training command's split seed")
     parser.add_argument("--write", action="store_true", help="store the offset in the preset's config.json")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
-    if not 0.0 <= args.validation_fraction < 1.0:
-        print(f"error: --validation-fraction must be in [0, 1), got {args.validation_fraction}", file=sys.stderr)
+    if not 0.0 <= args.val_fraction < 1.0:
+        print(f"error: --val-fraction must be in [0, 1), got {args.val_fraction}", file=sys.stderr)
         return 2
     try:
         import_tensorflow(args.verbose)
@@ -99,10 +116,12 @@ def main(argv=None) -> int:
         spec = resolve_model_spec(args.model, argument="--model")
         if args.write and spec.kind != PRESET:
             raise DataError(f"--write needs a preset folder; --model {args.model} is a .{spec.kind} file "
-                            "(make a preset with python -m rar_keras.make_preset, or pass the printed "
-                            "--set to it)")
+                            "(run without --write: it prints the --set that python -m rar_keras.make_preset "
+                            "takes)")
         model = load_model(args.model, "--model")
-        records, held_out = split_validation(load_faces(args.data), args.validation_fraction, args.seed)
+        records, held_out = split_validation(load_faces(args.data), args.val_fraction, args.seed)
+        for record in records:
+            model.scheme.check(record.landmarks, record.path)
         current = model.config.landmark_offset
         errors = residuals(CropLandmarker(KerasCropModel(model)), records)
         offset, spread = fitted_offset(errors, current)

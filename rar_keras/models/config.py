@@ -62,8 +62,8 @@ def _check_offset(value) -> tuple[float, float]:
         raise ValueError(f"landmark_offset must be two numbers [x, y] (fractions of the face box's side), "
                          f"got {value!r}") from None
     if not (abs(x) <= MAX_LANDMARK_OFFSET and abs(y) <= MAX_LANDMARK_OFFSET):
-        raise ValueError(f"landmark_offset {[x, y]}: each must be within +-{MAX_LANDMARK_OFFSET} of the face "
-                         f"box's side")
+        raise ValueError(f"landmark_offset {[x, y]}: each must be at most {MAX_LANDMARK_OFFSET} "
+                         f"({MAX_LANDMARK_OFFSET:.0%} of the face box's side) in magnitude")
     return (x, y)
 
 

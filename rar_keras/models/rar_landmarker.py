@@ -36,9 +36,10 @@ class RARLandmarker(keras.Model):
        updates from features finer than the heatmap).
 
     Outputs a dict: "landmarks" (B, L, 2) final shape in crop pixels; "steps" (B, T+1, L, 2)
-    from S_0 to S_T (these and "detected" moved by the config's `landmark_offset`); "detected" (B, L, 2) S_d; "confidence" (B, L) its peak probabilities;
+    from S_0 to S_T; "detected" (B, L, 2) S_d; "confidence" (B, L) its peak probabilities;
     "visibility" (B, L) probability that each landmark is visible; "attention" (B, T) attention
-    centres; "attention_logits" (B, T, L); "heatmaps" (B, h, w, L) conv8 logits.
+    centres; "attention_logits" (B, T, L); "heatmaps" (B, h, w, L) conv8 logits. "landmarks",
+    "steps" and "detected" include the config's `landmark_offset`.
 
     How it trains (loss weights, stages, start shapes, attention sampling) comes from the
     `TrainingConfig` given to `compile`; `set_teacher` adds a trained model whose heatmaps the

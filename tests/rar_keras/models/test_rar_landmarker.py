@@ -296,7 +296,7 @@ def test_landmark_offset_is_checked_and_round_trips():
     assert RARConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     side = TINY.input_size / (1.0 + TINY.margin)
     assert config.landmark_offset_pixels == pytest.approx((0.003 * side, -0.001 * side))
-    for bad, message in (([0.1, 0.0], "within"), ([float("nan"), 0.0], "within"), ([0.001], "two numbers"),
+    for bad, message in (([0.1, 0.0], "in magnitude"), ([float("nan"), 0.0], "in magnitude"), ([0.001], "two numbers"),
                          ("left", "two numbers")):
         with pytest.raises(ValueError, match=f"landmark_offset.*{message}"):
             TINY.replace(landmark_offset=bad)
