@@ -21,7 +21,6 @@ on training faces, never on a test set.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -81,14 +80,13 @@ def write_offset(folder, offset) -> None:
         DataError: not a preset folder or an unreadable config; ValueError: an offset out of range.
     """
     from rar_keras.models.config import RARConfig
-    from rar_keras.presets.loader import CONFIG_FILE, preset_folder, read_preset_config
-    from rar_keras.utils.atomic import write_bytes_atomically
+    from rar_keras.presets.loader import preset_folder, read_preset_config, write_preset_config
 
     stored = read_preset_config(folder)
     architecture = dict(stored["config"]["config"], landmark_offset=[round(float(v), 6) for v in offset])
     RARConfig.from_dict(architecture)      # a ValueError here names what is wrong
     stored["config"]["config"] = architecture
-    write_bytes_atomically(preset_folder(folder) / CONFIG_FILE, (json.dumps(stored, indent=2) + "\n").encode())
+    write_preset_config(preset_folder(folder), stored)
 
 
 def main(argv=None) -> int:

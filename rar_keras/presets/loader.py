@@ -91,8 +91,13 @@ def save_preset(model, folder) -> pathlib.Path:
               "registered_name": keras.saving.get_registered_name(type(model)),
               "config": {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}}
     write_atomically(folder / WEIGHTS_FILE, lambda tmp: np.savez_compressed(tmp, **arrays))
-    write_bytes_atomically(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+    write_preset_config(folder, config)
     return folder
+
+
+def write_preset_config(folder, stored: dict) -> None:
+    """Writes a preset's `config.json` (the dict `read_preset_config` gives) atomically."""
+    write_bytes_atomically(pathlib.Path(folder) / CONFIG_FILE, (json.dumps(stored, indent=2) + "\n").encode())
 
 
 def load_preset(name_or_path, cls=None):
