@@ -7,12 +7,12 @@ failure rate and AUC at 8 % and 10 % use the benchmark's own normaliser.
 Face boxes (`--box`): "gt" (default) the tight box of the ground-truth
 landmarks; "dataset" the box stored with each face; "detector" what users get:
 the product's path from a photo to landmarks (`FaceLandmarker.landmarks_in`:
-the `--detector`, by default the bundled YuNet, then up to `--refine-crops` more
-crops, each around the previous pass's landmarks), the face whose final box best overlaps the tight
-ground-truth box. A face the detector misses (no face with IoU >= MIN_IOU)
-gets NME = inf: it counts as a failure at every threshold and adds zero area
-to the AUC, but it is left out of the mean NMEs (which are over the faces
-found); metrics.json reports `num_missed`.
+the `--detector`, by default the bundled YuNet, then up to `--refine-crops`
+more crops, each around the previous pass's landmarks), the face whose final
+box best overlaps the tight ground-truth box. A face the detector misses (no
+face with IoU >= MIN_IOU) gets NME = inf: it counts as a failure at every
+threshold and adds zero area to the AUC, but it is left out of the mean NMEs
+(which are over the faces found); metrics.json reports `num_missed`.
 
 User errors (DataError, missing files, bad arguments) print one line to
 stderr and exit with code 2.
@@ -40,8 +40,8 @@ from eval.models import MEAN_SHAPE, load_predictor
 from eval.plots import save_ced_plot
 from rar_keras.detectors.base import box_iou
 from rar_keras.detectors.factory import make_detector
-from rar_keras.inference.crop_models import RUNTIMES, uses_keras
 from rar_keras.inference.box_refinement import DEFAULT_REFINE_CROPS
+from rar_keras.inference.crop_models import RUNTIMES, uses_keras
 from rar_keras.inference.face_landmarker import DEFAULT_DETECTOR, FaceLandmarker, LandmarkerOptions
 from rar_keras.inference.overlay import save_overlay
 from rar_keras.utils.quiet import import_tensorflow
@@ -74,6 +74,17 @@ class Benchmark:
     normalizers: tuple[str, ...] = ("ip", "io")
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a positive integer, else a usage error (argparse names the flag, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def build_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
     """The CLI arguments shared by every benchmark."""
     parser = argparse.ArgumentParser(prog=f"python -m {benchmark.module}",
@@ -86,7 +97,7 @@ def build_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
                         help="face box given to the model (default: tight box of the ground truth)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR,
                         help="with --box detector: yunet (bundled), blazeface, yunet:PATH, ...")
-    parser.add_argument("--refine-crops", type=int, default=DEFAULT_REFINE_CROPS,
+    parser.add_argument("--refine-crops", type=_positive_int, default=DEFAULT_REFINE_CROPS,
                         help="with --box detector: how many times at most a face is cropped again around "
                              "the previous pass's landmarks (the API's refine_crops)")
     parser.add_argument("--split", choices=("train", "test"), help="split of a .mat file (default test)")

@@ -23,7 +23,13 @@ DEFAULT_SETTLE_TOLERANCE = 0.02     # of the box's longer side
 
 def refined_box(points: np.ndarray, box: np.ndarray, image_hw) -> np.ndarray:
     """The tight box of a pass's landmarks, or the `box` they came from when those landmarks give no
-    usable box (a degenerate shape, or one off the image)."""
+    usable box (a degenerate shape, or one off the image).
+
+    Args:
+        points: (L, 2) landmarks in image pixels.
+        box: (4,) the box they were predicted from.
+        image_hw: (H, W) of the image.
+    """
     refined = landmark_box(points).astype(np.float32)
     try:
         return check_box(refined, image_hw, "refined box")
@@ -32,7 +38,14 @@ def refined_box(points: np.ndarray, box: np.ndarray, image_hw) -> np.ndarray:
 
 
 def box_settled(old: np.ndarray, new: np.ndarray, tolerance: float) -> np.ndarray:
-    """(K,) whether each box of `new` (K, 4) lies within `tolerance` of its longer side of `old`."""
+    """(K,) whether no coordinate of each `new` box moved from its `old` box by `tolerance` times the
+    old box's longer side or more.
+
+    Args:
+        old: (K, 4) boxes (x0, y0, x1, y1).
+        new: (K, 4) the boxes that would replace them.
+        tolerance: a fraction of each old box's longer side.
+    """
     side = np.maximum(old[:, 2] - old[:, 0], old[:, 3] - old[:, 1])
     return np.abs(new - old).max(axis=1) < tolerance * side
 
@@ -43,10 +56,12 @@ def refine_boxes(predict: Callable[[np.ndarray], dict], outputs: dict, boxes: np
     """Crops every face up to `crops` more times, each around its previous pass's landmarks.
 
     The first refinement always runs; after it, a face stops once its next box would move by less
-    than `tolerance` of its side (its landmarks would barely change).
+    than `tolerance` of its side (its landmarks would barely change). A face whose landmarks give no
+    usable box keeps the box it has, and stops.
 
     Args:
-        predict: boxes (N, 4) -> outputs {"landmarks": (N, L, 2), ...}, every value (N, ...).
+        predict: boxes (N, 4) -> outputs {"landmarks": (N, L, 2), ...}, every value (N, ...), the
+            same keys on every call.
         outputs: the pass on `boxes`, the same keys.
         boxes: (K, 4) the boxes `outputs` came from.
         image_hw: (H, W) of the image, for the boxes' checks.
@@ -59,14 +74,17 @@ def refine_boxes(predict: Callable[[np.ndarray], dict], outputs: dict, boxes: np
     boxes = np.array(boxes, np.float32).reshape(-1, 4)
     active = np.arange(len(boxes))
     for crop in range(crops):
-        moved = np.stack([refined_box(outputs["landmarks"][i], boxes[i], image_hw) for i in active]
-                         ).reshape(-1, 4)
+        moved = np.array([refined_box(outputs["landmarks"][i], boxes[i], image_hw) for i in active],
+                         np.float32).reshape(-1, 4)
+        moving = np.any(moved != boxes[active], axis=1)
         if crop > 0:
-            moving = ~box_settled(boxes[active], moved, tolerance)
-            active, moved = active[moving], moved[moving]
+            moving &= ~box_settled(boxes[active], moved, tolerance)
+        active, moved = active[moving], moved[moving]
         if not len(active):
             break
         again = predict(moved)
+        if set(again) != set(outputs):
+            raise ValueError(f"predict returned the outputs {sorted(again)}, the first pass {sorted(outputs)}")
         for key, value in again.items():
             outputs[key][active] = value
         boxes[active] = moved

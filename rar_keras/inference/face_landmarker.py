@@ -67,7 +67,7 @@ class LandmarkerOptions:
             or "keras".
         color_order: channel order of the arrays given to `detect`: "rgb" (the contract) or "bgr"
             (what `cv2.imread` returns). Files are always read correctly.
-        refine_box: crop a detected face again around its first pass's landmarks.
+        refine_box: crop detected faces again around their landmarks (how often: `refine_crops`).
         refine_crops: with `refine_box`, how many times at most a detected face is cropped again,
             each time around the previous pass's landmarks; a face stops once its box settles
             (moves by less than 2 % of its side). More crops help most on occluded faces, whose

