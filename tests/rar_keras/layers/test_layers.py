@@ -95,6 +95,45 @@ def test_sip_far_off_and_infinite_points_sample_the_border(patch):
                                        atol=1e-5)
 
 
+def test_sip_layers_on_one_grid_share_where_the_points_fall():
+    """Patches of odd side share the point's own cell; an even side's cells sit half a cell off, so
+    its layer is on another grid. Pooling with a location from a layer on the same grid is the
+    layer's own sampling."""
+    rng = np.random.default_rng(9)
+    features = rng.normal(size=(2, 6, 9, 4)).astype(np.float32)
+    points = rng.uniform(-10, 40, size=(2, 7, 2)).astype(np.float32)
+    point, wide, even = (ShapeIndexedPooling(stride=STRIDE, patch=p) for p in (1, 5, 2))
+    assert point.grid == wide.grid != even.grid
+    np.testing.assert_allclose(wide.pool(features, point.locate(points)).numpy(), wide(features, points).numpy(),
+                               atol=1e-6)
+    np.testing.assert_allclose(point.pool(features, wide.locate(points)).numpy(),
+                               numpy_bilinear(features, points, STRIDE), atol=1e-5)
+
+
+@pytest.mark.parametrize("patch", [0, -1, 2.0, True])
+def test_sip_refuses_a_patch_that_is_not_a_positive_integer(patch):
+    with pytest.raises(ValueError, match="patch must be a positive integer"):
+        ShapeIndexedPooling(stride=STRIDE, patch=patch)
+
+
+@pytest.mark.parametrize("heatmap_patch", [3, 4])
+def test_visibility_head_reads_both_maps_at_the_points(heatmap_patch):
+    """The head's shared location (odd patch) and its separate one (even patch) give what each
+    sampler gives on its own."""
+    rng = np.random.default_rng(10)
+    num = 5
+    features = rng.normal(size=(2, 6, 6, 3)).astype(np.float32)
+    probabilities = rng.uniform(size=(2, num, 6, 6)).astype(np.float32)
+    points = rng.uniform(-3, 26, size=(2, num, 2)).astype(np.float32)
+    head = VisibilityHead(num, stride=STRIDE, heatmap_patch=heatmap_patch, hidden_units=4, embedding_size=2)
+    logits = head(features, probabilities, points).numpy()
+    embedding = np.broadcast_to(head.embedding.numpy()[None], (2, num, 2))
+    inputs = np.concatenate([ShapeIndexedPooling(STRIDE)(features, points).numpy(),
+                             ShapeIndexedPooling(STRIDE, heatmap_patch, own_channel=True)(probabilities, points).numpy()
+                             * heatmap_patch ** 2, embedding], -1)
+    np.testing.assert_allclose(logits, head.score(head.hidden(inputs)).numpy()[..., 0], atol=1e-5)
+
+
 @pytest.mark.parametrize("subpixel", [False, True])
 def test_heatmap_decoder_finds_peaks(subpixel):
     size, num = 16, 3
