@@ -72,19 +72,35 @@ def check_builtin_only(source: ModelSource) -> list[str]:
 
 # === Running exported files ===
 def tflite_runner(source: ModelSource, num_threads: Optional[int] = None):
-    """A function crops (N, S, S, 3) float32 -> {output name: array}, one crop per invoke."""
+    """A function crops (N, S, S, 3) float32 -> {output name: array}, as many crops per invoke as the
+    file's fixed batch (one for a file with a free batch axis); N must be a multiple of it."""
     if isinstance(source, (bytes, bytearray)):
         interpreter = Interpreter(model_content=bytes(source), num_threads=num_threads)
     else:
         interpreter = Interpreter(model_path=str(source), num_threads=num_threads)
     runner = interpreter.get_signature_runner(SIGNATURE_KEY)
-    (input_name,) = runner.get_input_details().keys()
+    ((input_name, detail),) = runner.get_input_details().items()
+    batch = file_batch(detail.get("shape_signature", detail["shape"])) or 1
 
     def run(crops: np.ndarray) -> dict:
-        parts = [runner(**{input_name: np.asarray(crop[None], np.float32)}) for crop in crops]
+        crops = np.asarray(crops, np.float32)
+        _check_multiple(len(crops), batch)
+        parts = [runner(**{input_name: crops[i:i + batch]}) for i in range(0, len(crops), batch)]
         return {name: np.concatenate([p[name] for p in parts]).astype(np.float32) for name in parts[0]}
 
     return run
+
+
+def file_batch(shape) -> Optional[int]:
+    """The fixed batch of an input shape (its first axis), or None for a free batch axis."""
+    first = shape[0]
+    return int(first) if isinstance(first, (int, np.integer)) and int(first) > 0 else None
+
+
+def _check_multiple(count: int, batch: int) -> None:
+    if count % batch:
+        raise ExportCheckError(f"the file takes {batch} crops per call: give a multiple of {batch} crops, "
+                               f"got {count}")
 
 
 def run_tflite(source: ModelSource, crops, num_threads: Optional[int] = None) -> dict:
@@ -99,11 +115,15 @@ def onnx_runner(path, num_threads: Optional[int] = None):
         options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
+    batch = file_batch(session.get_inputs()[0].shape)
     names = [o.name for o in session.get_outputs()]
 
     def run(crops: np.ndarray) -> dict:
-        values = session.run(names, {input_name: np.asarray(crops, np.float32)})
-        return {name: np.asarray(v, np.float32) for name, v in zip(names, values)}
+        crops = np.asarray(crops, np.float32)
+        step = batch or max(len(crops), 1)
+        _check_multiple(len(crops), step)
+        parts = [session.run(names, {input_name: crops[i:i + step]}) for i in range(0, len(crops), step)]
+        return {name: np.concatenate([p[k] for p in parts]).astype(np.float32) for k, name in enumerate(names)}
 
     return run
 

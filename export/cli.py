@@ -10,8 +10,9 @@ With `--calibration` (real faces), the written file is checked against the Keras
 model on the first 32 of them, whatever the format: its landmarks' NME (ip, %)
 measured against the Keras landmarks must stay within `--max-nme-vs-keras` (by
 default `PARITY_TOLERANCE` of the mode). A file that fails is not written: the
-command prints why on stderr and exits with status 1, and `--out` keeps what it
-held before.
+command prints why on stderr and exits with status 3, and `--out` keeps what it
+held before. A failed conversion (or a file that needs ops outside LiteRT's
+builtin set) exits with status 1, also in one line.
 """
 
 from __future__ import annotations
@@ -28,16 +29,18 @@ from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
 from rar_keras.inference.quality import read_quality
 from rar_keras.presets.loader import config_digest, weights_digest
+from rar_keras.utils.atomic import write_atomically
 from rar_keras.utils.quiet import import_tensorflow
 
 FORMATS = ("tflite", "onnx")
 # Largest NME (ip, %) of an exported file's landmarks measured against the Keras model's own, per
 # `--quantize`: float files differ by rounding only (about 0.01 % for the shipped presets' fp16
-# files), quantized ones by their quantization (0.41 % for the presets' int8 files, 1-1.3 % for the
-# tests' tiny model).
+# files), quantized ones by their quantization (0.41-0.43 % for the presets' int8 files, 1-1.3 % for
+# the tests' tiny model).
 PARITY_TOLERANCE = {"none": 0.5, "fp16": 0.5, "dynamic": 3.0, "int8": 3.0}
 PARITY_FACES = 32
-PARITY_ERROR = 1
+EXPORT_ERROR = 1      # the converter failed, or the file needs ops outside LiteRT's builtin set
+PARITY_ERROR = 3      # the file was made but disagrees with Keras: not written
 QUANTIZE = ("none", "fp16", "dynamic", "int8")
 INT8_SCHEMES = ("cnn_dense", "cnn", "cnn_heads", "full")  # export.tflite.INT8_SCHEMES, first = default
 USAGE_ERROR = 2
@@ -47,8 +50,12 @@ class UsageError(Exception):
     """A mistake in the command line or its inputs: one line, exit status 2."""
 
 
+class ExportFailed(Exception):
+    """The converter failed, or the file needs ops outside LiteRT's builtin set: exit status 1."""
+
+
 class ParityError(Exception):
-    """The exported file disagrees with the Keras model beyond the tolerance: exit status 1."""
+    """The exported file disagrees with the Keras model beyond the tolerance: exit status 3."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,6 +104,8 @@ def _check_args(args) -> None:
         raise UsageError(f"--calibration-size must be positive, got {args.calibration_size}")
     if args.max_nme_vs_keras is not None and not args.max_nme_vs_keras > 0:
         raise UsageError(f"--max-nme-vs-keras must be a positive percentage, got {args.max_nme_vs_keras}")
+    if args.max_nme_vs_keras is not None and not args.calibration:
+        raise UsageError("--max-nme-vs-keras needs --calibration DATA (the faces the file is checked on)")
     suffix = pathlib.Path(args.out).suffix.lower()
     if suffix != f".{args.format}":
         raise UsageError(f"--out {args.out}: expected a .{args.format} file for --format {args.format}")
@@ -141,18 +150,18 @@ def run(args) -> str:
         except DataError as error:
             raise UsageError(f"--calibration {args.calibration}: {error}") from None
     out = pathlib.Path(args.out)
-    # Written beside --out under another name, checked, then renamed over it (atomic in one folder).
-    staging = out.with_name(f".{out.stem}.unchecked{out.suffix}")
-    try:
-        detail = _export(args, model, staging, crops, batch, extra)
-        size = staging.stat().st_size
-        check = ""
+    summary = []
+
+    def write_checked(path):
+        """Exports to the temporary `path` and checks it there: `--out` is replaced only if both pass."""
+        detail = _export(args, model, path, crops, batch, extra)
+        line = f"({pathlib.Path(path).stat().st_size / 1e3:.1f} kB, {args.format} {args.quantize}, {detail})"
         if crops is not None:
-            check = "; " + _parity_check(args, model, staging, crops)
-        os.replace(staging, out)
-    finally:
-        staging.unlink(missing_ok=True)
-    return f"wrote {out} ({size / 1e3:.1f} kB, {args.format} {args.quantize}, {detail}){check}"
+            line += "; " + _parity_check(args, model, path, crops, batch)
+        summary.append(line)
+
+    write_atomically(out, write_checked)
+    return f"wrote {out} {summary[0]}"
 
 
 def _export(args, model, path, crops, batch, extra) -> str:
@@ -161,24 +170,35 @@ def _export(args, model, path, crops, batch, extra) -> str:
     from export import checks
 
     if args.format == "tflite":
-        from export.tflite import export_tflite, representative_dataset
+        from export.tflite import ConversionError, export_tflite, representative_dataset
 
         calibration = representative_dataset(crops) if crops is not None else None
-        export_tflite(model, path, args.quantize, calibration, batch, args.int8_scheme, extra=extra)
-        ops = checks.check_builtin_only(path)
+        try:
+            export_tflite(model, path, args.quantize, calibration, batch, args.int8_scheme, extra=extra)
+            ops = checks.check_builtin_only(path)
+        except (ConversionError, checks.ExportCheckError) as error:
+            raise ExportFailed(str(error)) from error
         return f"{len(ops)} builtin op types, no Flex/custom/WHILE"
-    from export.onnx import export_onnx
+    from export.onnx import OnnxExportError, export_onnx
 
-    export_onnx(model, path, batch, extra=extra)
+    try:
+        export_onnx(model, path, batch, extra=extra)
+    except OnnxExportError as error:
+        raise ExportFailed(str(error)) from error
     return "opset 17"
 
 
-def _parity_check(args, model, path, crops) -> str:
-    """Runs the file at `path` and the Keras model on the first faces; raises `ParityError` when the
-    file's landmarks are off the Keras ones by more than the tolerance, else returns the summary."""
+def _parity_check(args, model, path, crops, batch) -> str:
+    """Runs the file at `path` and the Keras model on the first faces (a multiple of the file's fixed
+    `batch`); raises `ParityError` when the file's landmarks are off the Keras ones by more than the
+    tolerance, else returns the summary."""
     from export import checks, graph
 
-    sample = crops[:PARITY_FACES]
+    per_call = batch or 1
+    sample = crops[:min(max(PARITY_FACES, per_call), len(crops)) // per_call * per_call]
+    if len(sample) == 0:
+        raise UsageError(f"--batch {batch}: the check against Keras needs at least {batch} faces, "
+                         f"--calibration {args.calibration} gave {len(crops)}")
     result = checks.parity(graph.keras_reference(model, sample), checks.run_file(path, sample),
                            get_scheme(model.config.scheme))
     nme = result["nme_ip_vs_keras"]
@@ -201,4 +221,7 @@ def main(argv=None) -> int:
     except ParityError as error:
         print(f"error: {error}", file=sys.stderr)
         return PARITY_ERROR
+    except ExportFailed as error:
+        print(f"error: {args.out}: not written: {error}", file=sys.stderr)
+        return EXPORT_ERROR
     return 0

@@ -112,11 +112,8 @@ class AttentiveRefiner(keras.layers.Layer):
     def _local_features(self, features, fine, probabilities, shape, visibility, centre, scale):
         batch = tf.shape(shape)[0]
         embedding = tf.broadcast_to(self.embedding[None], [batch, self.num_landmarks, self.embedding_size])
-        fine_at, coarse_at = self.fine_sip.locate(shape), self.coarse_sip.locate(shape)
-        # The stride-4 features and the heatmaps share one grid (when the heatmap patch's side is odd).
-        heatmap_at = coarse_at if self.heatmap_sip.grid == self.coarse_sip.grid else self.heatmap_sip.locate(shape)
-        local = tf.concat([self.fine_sip.pool(fine, fine_at), self.coarse_sip.pool(features, coarse_at),
-                           self.heatmap_sip.pool(probabilities, heatmap_at) * float(self.heatmap_patch ** 2),
+        local = tf.concat([self.fine_sip(fine, shape), self.coarse_sip(features, shape),
+                           self.heatmap_sip(probabilities, shape) * float(self.heatmap_patch ** 2),
                            visibility[..., None], (shape - centre) / scale, embedding], -1)
         return self.encode(self.encode_hidden(local))
 

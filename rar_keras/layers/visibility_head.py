@@ -47,13 +47,9 @@ class VisibilityHead(keras.layers.Layer):
 
     def call(self, features, probabilities, points):
         batch = tf.shape(points)[0]
-        # The features and the heatmaps share one grid (when the heatmap patch's side is odd).
-        located = self.features_sip.locate(points)
-        heat_at = located if self.heatmap_sip.grid == self.features_sip.grid else self.heatmap_sip.locate(points)
-        heat = self.heatmap_sip.pool(probabilities, heat_at)
+        heat = self.heatmap_sip(probabilities, points)
         embedding = tf.broadcast_to(self.embedding[None], [batch, self.num_landmarks, self.embedding_size])
-        inputs = tf.concat([self.features_sip.pool(features, located), heat * float(self.heatmap_patch ** 2),
-                            embedding], -1)
+        inputs = tf.concat([self.features_sip(features, points), heat * float(self.heatmap_patch ** 2), embedding], -1)
         return self.score(self.hidden(inputs))[..., 0]
 
     def get_config(self):

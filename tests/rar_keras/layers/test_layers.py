@@ -95,19 +95,18 @@ def test_sip_far_off_and_infinite_points_sample_the_border(patch):
                                        atol=1e-5)
 
 
-def test_sip_layers_on_one_grid_share_where_the_points_fall():
-    """Patches of odd side share the point's own cell; an even side's cells sit half a cell off, so
-    its layer is on another grid. Pooling with a location from a layer on the same grid is the
-    layer's own sampling."""
-    rng = np.random.default_rng(9)
-    features = rng.normal(size=(2, 6, 9, 4)).astype(np.float32)
-    points = rng.uniform(-10, 40, size=(2, 7, 2)).astype(np.float32)
-    point, wide, even = (ShapeIndexedPooling(stride=STRIDE, patch=p) for p in (1, 5, 2))
-    assert point.grid == wide.grid != even.grid
-    np.testing.assert_allclose(wide.pool(features, point.locate(points)).numpy(), wide(features, points).numpy(),
-                               atol=1e-6)
-    np.testing.assert_allclose(point.pool(features, wide.locate(points)).numpy(),
-                               numpy_bilinear(features, points, STRIDE), atol=1e-5)
+@pytest.mark.parametrize("patch", [1, 4, 5])
+def test_sip_a_nan_point_gives_nan_samples_and_leaves_the_others_alone(patch):
+    rng = np.random.default_rng(11)
+    features = rng.normal(size=(1, 5, 7, 2)).astype(np.float32)
+    points = np.array([[[np.nan, 3.0], [9.0, np.nan], [10.0, 6.0]]], np.float32)
+    layer = ShapeIndexedPooling(stride=STRIDE, patch=patch)
+    sampled = layer(features, points).numpy()
+    assert np.all(np.isnan(sampled[:, :2]))
+    np.testing.assert_allclose(sampled[:, 2:], layer(features, points[:, 2:]).numpy(), atol=1e-6)
+    maps = rng.normal(size=(1, 3, 5, 7)).astype(np.float32)
+    own = ShapeIndexedPooling(stride=STRIDE, patch=patch, own_channel=True)(maps, points).numpy()
+    assert np.all(np.isnan(own[:, :2])) and np.all(np.isfinite(own[:, 2]))
 
 
 @pytest.mark.parametrize("patch", [0, -1, 2.0, True])
@@ -118,8 +117,8 @@ def test_sip_refuses_a_patch_that_is_not_a_positive_integer(patch):
 
 @pytest.mark.parametrize("heatmap_patch", [3, 4])
 def test_visibility_head_reads_both_maps_at_the_points(heatmap_patch):
-    """The head's shared location (odd patch) and its separate one (even patch) give what each
-    sampler gives on its own."""
+    """The head's logits are its network on what each sampler gives on its own, for odd and even
+    heatmap patches."""
     rng = np.random.default_rng(10)
     num = 5
     features = rng.normal(size=(2, 6, 6, 3)).astype(np.float32)
