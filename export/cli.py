@@ -177,14 +177,14 @@ def _export(args, model, path, crops, batch, extra) -> str:
             export_tflite(model, path, args.quantize, calibration, batch, args.int8_scheme, extra=extra)
             ops = checks.check_builtin_only(path)
         except (ConversionError, checks.ExportCheckError) as error:
-            raise ExportFailed(str(error)) from error
+            raise ExportFailed(f"{args.out}: not written: {error}") from error
         return f"{len(ops)} builtin op types, no Flex/custom/WHILE"
     from export.onnx import OnnxExportError, export_onnx
 
     try:
         export_onnx(model, path, batch, extra=extra)
     except OnnxExportError as error:
-        raise ExportFailed(str(error)) from error
+        raise ExportFailed(f"{args.out}: not written: {error}") from error
     return "opset 17"
 
 
@@ -215,13 +215,7 @@ def main(argv=None) -> int:
     try:
         args = parser.parse_args(argv)
         print(run(args))
-    except UsageError as error:
+    except (UsageError, ExportFailed, ParityError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    except ParityError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return PARITY_ERROR
-    except ExportFailed as error:
-        print(f"error: {args.out}: not written: {error}", file=sys.stderr)
-        return EXPORT_ERROR
+        return {UsageError: USAGE_ERROR, ExportFailed: EXPORT_ERROR, ParityError: PARITY_ERROR}[type(error)]
     return 0
