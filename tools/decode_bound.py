@@ -1,0 +1,197 @@
+"""`python -m tools.decode_bound`: how much of the detector's error the heatmap grid and its decode
+cause, that is, what a finer grid (stride-2 heatmaps) or a sub-cell offset head could remove.
+
+    python -m tools.decode_bound --model w300_fast --data VAL_FACES
+
+Each face is cropped around the box of its true landmarks and run through the Keras model. The
+command prints the NME of the model's decoded heatmaps (`S_d`) and of its output, the spread of its
+heatmaps (the standard deviation of each landmark's spatial softmax, in cells), and the NME of the
+same decode (the model's own `HeatmapDecoder`) applied to ideal heatmaps: for every face and
+landmark, a Gaussian centred on the true point with the spread that landmark's heatmap has on that
+face. That last figure is the error that the grid and the decode cause by themselves; the rest of
+`S_d`'s error is where the network puts the peak. NME in % of the inter-pupil distance.
+
+`--time` also times the model's decode alone, on its own grid and on one twice as fine (what
+stride-2 heatmaps would decode), each converted to a float LiteRT file and run at one thread, the
+two alternating in blocks; it prints the median time per decode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from datasets.crops import crop_face
+from datasets.errors import DataError
+from datasets.geometry import apply_affine
+from datasets.loaders import load_records
+from datasets.record import landmark_box
+from datasets.schemes import get_scheme
+from eval.metrics import nme, normalizer
+from rar_keras.utils.quiet import import_tensorflow, silenced_stderr
+
+DEFAULT_LIMIT = 200
+BATCH = 16
+TIMING_BLOCKS = 15
+TIMING_RUNS = 50
+
+
+def softmax_moments(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (N, L, 2) in cells (x, y) and isotropic spread (N, L) in cells of each heatmap's
+    spatial softmax; `logits` (N, H, W, L). The spread is sqrt((var_x + var_y) / 2)."""
+    logits = np.asarray(logits, np.float64)
+    n, height, width, num = logits.shape
+    flat = logits.reshape(n, height * width, num).transpose(0, 2, 1)
+    probs = np.exp(flat - flat.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    grid_y, grid_x = np.divmod(np.arange(height * width), width)
+    mean_x, mean_y = probs @ grid_x, probs @ grid_y
+    var_x = (probs * (grid_x - mean_x[..., None]) ** 2).sum(-1)
+    var_y = (probs * (grid_y - mean_y[..., None]) ** 2).sum(-1)
+    return np.stack([mean_x, mean_y], -1), np.sqrt((var_x + var_y) / 2)
+
+
+def ideal_logits(cells: np.ndarray, spread: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Logits (N, H, W, L) of a Gaussian at `cells` (N, L, 2), cell units (x, y), with standard
+    deviation `spread` (N, L) cells, sampled at the cell centres."""
+    grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float64)
+    dx = grid_x[None, :, :, None] - cells[:, None, None, :, 0]
+    dy = grid_y[None, :, :, None] - cells[:, None, None, :, 1]
+    return -(dx ** 2 + dy ** 2) / (2.0 * spread[:, None, None, :] ** 2)
+
+
+def crops_and_truth(path: str, size: int, margin: float, limit: int):
+    """(crops (N, S, S, 3) float32, truth (N, L, 2) crop pixels, scheme name) of up to `limit` faces
+    at `path`, each cropped around the box of its true landmarks."""
+    records = load_records(path)[:limit]
+    if not records:
+        raise DataError(f"{path}: no faces found")
+    crops, truth = [], []
+    for record in records:
+        crop, matrix = crop_face(record.image, landmark_box(record.landmarks), size, margin)
+        crops.append(crop)
+        truth.append(apply_affine(record.landmarks, matrix))
+    return np.stack(crops).astype(np.float32), np.stack(truth), records[0].scheme
+
+
+def measure(model, crops: np.ndarray, truth: np.ndarray, scheme) -> dict:
+    """The figures for one model on its crops (see the module docstring)."""
+    from rar_keras.layers.coordinates import pixels_to_cells
+
+    stride = model.config.heatmap_stride
+    logits, detected, output = [], [], []
+    for start in range(0, len(crops), BATCH):
+        result = model(crops[start:start + BATCH], training=False)
+        logits.append(np.asarray(result["heatmaps"]))
+        detected.append(np.asarray(result["detected"]))
+        output.append(np.asarray(result["landmarks"]))
+    logits = np.concatenate(logits)
+    _, spread = softmax_moments(logits)
+    cells = np.asarray(pixels_to_cells(truth, stride))
+    ideal = ideal_logits(cells, spread, logits.shape[1], logits.shape[2]).astype(np.float32)
+    ideal_points = np.asarray(model.decoder(ideal)[0])
+    norms = normalizer(truth, scheme, "ip")
+    return {"faces": len(crops), "cell_pct_ip": float(100 * np.mean(stride / norms)),
+            "spread_median_cells": float(np.median(spread)),
+            "spread_p90_cells": float(np.percentile(spread, 90)),
+            "detected_nme_ip": float(100 * nme(np.concatenate(detected), truth, norms).mean()),
+            "output_nme_ip": float(100 * nme(np.concatenate(output), truth, norms).mean()),
+            "ideal_decode_nme_ip": float(100 * nme(ideal_points, truth, norms).mean())}
+
+
+def decode_latency(decoder, num_landmarks: int, sides: Sequence[int], blocks: int = TIMING_BLOCKS,
+                   runs: int = TIMING_RUNS) -> dict:
+    """{side: median ms per call} of `decoder` (a `HeatmapDecoder`) alone on (1, side, side, L)
+    logits, each side converted to a float LiteRT file and run at one thread, the sides
+    alternating in blocks of `runs` calls."""
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from rar_keras.layers.heatmap_decoder import HeatmapDecoder
+
+    runners = {}
+    for side in sides:
+        inputs = keras.Input((side, side, num_landmarks), batch_size=1)
+        config = {**decoder.get_config(), "name": f"decode_{side}"}
+        outputs = HeatmapDecoder.from_config(config)(inputs)
+        with contextlib.redirect_stdout(io.StringIO()), silenced_stderr():     # the converter's notes
+            content = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, list(outputs))).convert()
+            interpreter = Interpreter(model_content=content, num_threads=1)
+            interpreter.allocate_tensors()
+        logits = np.random.default_rng(side).normal(size=(1, side, side, num_landmarks)).astype(np.float32)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], logits)
+        runners[side] = interpreter
+    times = {side: [] for side in sides}
+    for _ in range(blocks):
+        for side, interpreter in runners.items():
+            interpreter.invoke()
+            start = time.perf_counter()
+            for _ in range(runs):
+                interpreter.invoke()
+            times[side].append((time.perf_counter() - start) / runs * 1e3)
+    return {side: float(np.median(values)) for side, values in times.items()}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.decode_bound", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a preset or .keras file")
+    parser.add_argument("--data", required=True, help="faces with landmarks (a 300-W folder, an annotation file)")
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="the first N faces")
+    parser.add_argument("--time", action="store_true",
+                        help="also time the decode alone on the model's grid and on one twice as fine")
+    parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    if args.limit <= 0:
+        parser.error(f"--limit must be positive, got {args.limit}")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        import_tensorflow()
+        from rar_keras.inference.keras_model import load_model
+
+        model = load_model(args.model)
+        crops, truth, scheme = crops_and_truth(args.data, model.config.input_size, model.config.margin,
+                                               args.limit)
+        if scheme != model.config.scheme:
+            raise DataError(f"{args.data}: landmarks in the {scheme!r} scheme, the model predicts "
+                            f"{model.config.scheme!r}")
+        figures = measure(model, crops, truth, get_scheme(scheme))
+        if args.time:
+            side = model.config.input_size // model.config.heatmap_stride
+            latency = decode_latency(model.decoder, get_scheme(scheme).num_points, (side, 2 * side))
+            figures["decode_ms"] = {f"{s}x{s}": ms for s, ms in latency.items()}
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{figures['faces']} faces; one heatmap cell is {figures['cell_pct_ip']:.1f} % of the inter-pupil "
+          f"distance; heatmap spread {figures['spread_median_cells']:.2f} cells (median), "
+          f"{figures['spread_p90_cells']:.2f} (90th percentile)\n"
+          "| NME ip % | |\n|---|---|\n"
+          f"| the model's heatmaps, decoded (`S_d`) | {figures['detected_nme_ip']:.3f} |\n"
+          f"| the model's output | {figures['output_nme_ip']:.3f} |\n"
+          f"| ideal heatmaps (a Gaussian at the true point, each heatmap's own spread), the same decode | "
+          f"{figures['ideal_decode_nme_ip']:.3f} |")
+    for grid, ms in figures.get("decode_ms", {}).items():
+        print(f"the decode alone on {grid} cells: {ms:.3f} ms (float LiteRT, one thread, median of "
+              f"{TIMING_BLOCKS} blocks of {TIMING_RUNS} calls)")
+    if args.out:
+        from rar_keras.utils.atomic import write_bytes_atomically
+
+        write_bytes_atomically(args.out, json.dumps(figures, indent=2).encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
