@@ -341,7 +341,7 @@ def test_cli_checks_a_file_on_the_bundled_faces_without_calibration(briefly_trai
     capsys.readouterr()
     assert main([*common, "--out", str(out)]) == 0
     assert "vs Keras on 4 bundled faces" in capsys.readouterr().out
-    refused = tmp_path / "dynamic.tflite"
+    refused = tmp_path / "new_folder" / "dynamic.tflite"       # a refused file leaves no folder either
     assert main([*common, "--quantize", "dynamic", "--max-nme-vs-keras", "0.0001", "--out", str(refused)]) \
         == PARITY_ERROR
     message = capsys.readouterr().err
