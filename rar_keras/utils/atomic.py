@@ -17,45 +17,62 @@ def write_atomically(path, write: Callable[[str], None]) -> None:
     The temporary file ends like `path` (every suffix: ".weights.h5", which Keras's `save_weights`
     checks, ".npz", ".keras"), so writers that look at the name accept it.
 
-    Missing folders on the way to `path` are created; if `write` fails, the ones this call created
-    are removed again (those still empty), so a failed write leaves the disk as it was.
+    Missing folders on the way to `path` are created; if anything fails before the rename, the
+    temporary file and the folders this call created (those still empty) are removed again, so a
+    failed write leaves the disk as it was.
 
     Args:
         path: the file to (re)write.
         write: writes the whole content to the path it is given.
     """
     path = pathlib.Path(path)
-    created = _missing_folders(path.parent)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
-    os.close(fd)
+    created, tmp = [], None
     try:
+        created = _make_folders(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
+        os.close(fd)
         write(tmp)
         os.chmod(tmp, FILE_MODE)
         with open(tmp, "rb") as written:      # on disk before the rename makes it the file
             os.fsync(written.fileno())
         os.replace(tmp, path)
+        tmp = None
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        for folder in created:                # the deepest first; one that is no longer empty stays
+        _remove_quietly(tmp)
+        for folder in reversed(created):      # the deepest first; one no longer empty stays
             try:
                 folder.rmdir()
+            except FileNotFoundError:
+                continue
             except OSError:
                 break
         raise
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_quietly(tmp)
 
 
-def _missing_folders(folder: pathlib.Path) -> list:
-    """The folders from `folder` upwards that do not exist yet, the deepest first."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
+def _make_folders(folder: pathlib.Path) -> list:
+    """Creates `folder` and its missing parents, top down; returns the ones this call created."""
+    created = []
+    for level in reversed([folder, *folder.parents]):
+        if level.is_dir():
+            continue
+        try:
+            os.mkdir(level)
+        except FileExistsError:               # made meanwhile by someone else: not ours to remove
+            continue
+        created.append(level)
+    return created
+
+
+def _remove_quietly(path) -> None:
+    """Removes the file at `path` if there is one (None: nothing to remove)."""
+    if path is None:
+        return
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def write_bytes_atomically(path, data: bytes) -> None:

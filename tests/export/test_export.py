@@ -347,9 +347,12 @@ def test_cli_checks_a_file_on_the_bundled_faces_without_calibration(briefly_trai
     message = capsys.readouterr().err
     assert "disagrees with the Keras model" in message and "4 bundled faces" in message
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.tflite"]
+    # A fixed batch larger than the bundled crops: they repeat up to one call of 5.
+    assert main([*common[:2], "--format", "onnx", "--batch", "5", "--out", str(tmp_path / "model.onnx")]) == 0
+    assert "vs Keras on 5 bundled faces" in capsys.readouterr().out
 
 
-def test_the_bundled_check_faces_ship_with_their_licence():
+def test_the_bundled_check_faces_and_their_licence():
     from export.calibration import BUNDLED_FACES, bundled_check_crops
 
     crops = bundled_check_crops(64, 0.25)

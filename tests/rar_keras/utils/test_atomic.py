@@ -64,3 +64,24 @@ def test_a_created_folder_that_something_else_filled_stays(tmp_path):
     with pytest.raises(ValueError):
         write_atomically(target, fail)
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["other.txt"]
+
+
+def test_only_the_folders_this_call_made_are_removed(tmp_path):
+    (tmp_path / "existing").mkdir()
+    target = tmp_path / "new" / ".." / "existing" / "out.tflite"     # "new" is made on the way
+
+    def fail(path):
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError):
+        write_atomically(target, fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
+
+
+def test_an_interrupted_write_cleans_up_too(tmp_path):
+    def interrupt(path):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(tmp_path / "a" / "b" / "out.npz", interrupt)
+    assert list(tmp_path.iterdir()) == []
