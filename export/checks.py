@@ -20,7 +20,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from eval.metrics import nme, normalizer
 from export.graph import OUTPUT_NAMES, SIGNATURE_KEY
-from rar_keras.utils.quiet import silenced_stderr
+from rar_keras.utils.quiet import cpp_notes_held_back
 
 FORBIDDEN_BUILTINS = ("WHILE", "CALL_ONCE", "IF")
 FLEX_PREFIX = "Flex"
@@ -79,7 +79,7 @@ def tflite_runner(source: ModelSource, num_threads: Optional[int] = None):
         interpreter = Interpreter(model_content=bytes(source), num_threads=num_threads)
     else:
         interpreter = Interpreter(model_path=str(source), num_threads=num_threads)
-    with silenced_stderr():          # LiteRT's note on the XNNPACK delegate it creates
+    with cpp_notes_held_back():      # LiteRT's note on the XNNPACK delegate it creates
         interpreter.allocate_tensors()
         runner = interpreter.get_signature_runner(SIGNATURE_KEY)
     ((input_name, detail),) = runner.get_input_details().items()

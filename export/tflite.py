@@ -38,10 +38,12 @@ In every scheme but `full`, the backbone's half-resolution front stays float as 
 normalisation, the stem convolution and the first encoder stage, which the backbones run in the
 name scope `rar_keras.backbones.decoder.FRONT_SCOPE` (the refiner reads that stage's output in
 float anyway). In this project's timing runs (x86 with AVX-512 VNNI, XNNPACK, one thread) LiteRT
-ran that front faster in float than in int8: `w300_mobile`'s `cnn_dense` file went from 1.75x to
-1.61x MediaPipe's time in one run of 30 alternating blocks, and came closer to Keras (0.396
-against 0.409 % NME). Keeping further stages or the decoder float made the file slower.
-`float_front=False` quantizes the front too.
+ran that front faster in float than in int8: `w300_mobile`'s `cnn_dense` file takes 1.61x
+MediaPipe's time against 1.75x with the front in int8 (one run of 30 alternating blocks), and comes
+closer to Keras (0.396 against 0.409 % NME). Keeping further stages or the decoder float made the
+file slower. `float_front=False` quantizes the front too. The contract's `quantization` field
+names the scheme and, when a front was kept float, ends in `_float_front` (a backbone without a
+`front` scope, such as VGG19's, has none).
 
 What stays float is set twice: by the denylist, and by removing the calibration
 statistics of every tensor that no int8 op reads or writes. The quantizer lets
@@ -76,7 +78,7 @@ from tensorflow.lite.python import convert as tf_convert
 from export import checks, graph, metadata
 from rar_keras.backbones.decoder import FRONT_SCOPE
 from rar_keras.utils.atomic import write_bytes_atomically
-from rar_keras.utils.quiet import silenced_stderr
+from rar_keras.utils.quiet import cpp_notes_held_back
 
 QUANTIZE_MODES = ("none", "fp16", "dynamic", "int8")
 INT8_SCHEMES = ("full", "cnn", "cnn_heads", "cnn_dense")
@@ -135,6 +137,13 @@ def _scope(name: str) -> "re.Pattern":
     return re.compile(rf"(^|/){re.escape(name)}(_\d+)?/")
 
 
+def front_nodes(nodes: list[tuple[str, str]], backbone) -> list[str]:
+    """The output names of the nodes in the backbone's half-resolution front (its `FRONT_SCOPE`
+    name scope; none for a backbone without one)."""
+    front = re.compile(_scope(backbone.name).pattern + re.escape(FRONT_SCOPE) + "/")
+    return [name for _, name in nodes if front.search(name)]
+
+
 def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str, geometry=(),
                 float_front: bool = True) -> list[str]:
     """The nodes an int8 `scheme` keeps in float (see the module docstring).
@@ -158,8 +167,7 @@ def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str, geometry=()
 
     denied = [name for op, name in nodes if not inside.search(name) and not dense_in_int8(op, name)]
     if float_front:
-        front = re.compile(inside.pattern + re.escape(FRONT_SCOPE) + "/")
-        denied += [name for _, name in nodes if front.search(name)]
+        denied += front_nodes(nodes, backbone)
     if scheme == "cnn_heads":
         owner = getattr(backbone, "decoder", backbone)    # the layers sit in the shared decoder
         outputs = [_scope(getattr(owner, attr).name) for attr in BACKBONE_OUTPUT_LAYERS
@@ -196,7 +204,8 @@ def strip_float_statistics(model_bytes: bytes, denied: set) -> bytes:
     return bytes(builder.Output())
 
 
-def _int8(converter, calibration, model, scheme: str, float_front: bool = True) -> bytes:
+def _int8(converter, calibration, model, scheme: str, float_front: bool = True) -> tuple[bytes, bool]:
+    """(the int8 model's bytes, whether a half-resolution front was found and kept float)."""
     backbone = model.backbone
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = calibration
@@ -209,11 +218,13 @@ def _int8(converter, calibration, model, scheme: str, float_front: bool = True) 
                               f"{backbone.name!r}, so the CNN cannot be told from the head")
     denied = float_nodes(nodes, backbone, scheme, geometry=[model.initializer, model.decoder],
                          float_front=float_front)
+    front_kept = float_front and scheme != "full" and bool(front_nodes(nodes, backbone))
     if denied:
         calibrated = strip_float_statistics(calibrated, set(denied))
-    with silenced_stderr():          # the quantizer logs its settings from C++
-        return tf_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
-                                        denylisted_nodes=denied or None)
+    with cpp_notes_held_back():      # the quantizer logs its settings from C++
+        content = tf_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
+                                           denylisted_nodes=denied or None)
+    return content, front_kept
 
 
 def convert(model, quantize: str = "none", calibration: Optional[Callable] = None, batch: Optional[int] = 1,
@@ -249,7 +260,7 @@ def convert(model, quantize: str = "none", calibration: Optional[Callable] = Non
             elif quantize == "dynamic":
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
             elif quantize == "int8":
-                content = _int8(converter, calibration, model, int8_scheme, float_front)
+                content, front_kept = _int8(converter, calibration, model, int8_scheme, float_front)
             if quantize != "int8":
                 content = converter.convert()
         except Exception as error:  # the converter raises several internal types
@@ -260,7 +271,7 @@ def convert(model, quantize: str = "none", calibration: Optional[Callable] = Non
         raise ConversionError(str(error)) from None
     label = quantize
     if quantize == "int8":
-        label = f"int8_{int8_scheme}" + ("" if float_front or int8_scheme == "full" else "_int8_front")
+        label = f"int8_{int8_scheme}" + ("_float_front" if front_kept else "")
     return metadata.embed_tflite(content, metadata.contract(model, batch, label, "litert", extra))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import warnings
 
 from ai_edge_litert.interpreter import Interpreter
@@ -33,8 +34,38 @@ def silenced_stderr():
         os.close(null)
 
 
+# Set by `import_tensorflow(verbose=True)`: a command run with --verbose shows the C++ notes too.
+_VERBOSE = {"on": False}
+
+
+@contextlib.contextmanager
+def cpp_notes_held_back():
+    """Keeps what C++ code writes to file descriptor 2 inside the block (LiteRT's and the converter's
+    notes) off the terminal, unless the command runs verbose; if the block raises, what was written
+    is passed on to stderr before the exception, so a C++ diagnostic still reaches the user."""
+    if _VERBOSE["on"]:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def import_tensorflow(verbose: bool = False):
     """Imports TensorFlow (and returns it), quietly unless `verbose`."""
+    _VERBOSE["on"] = _VERBOSE["on"] or verbose
     if verbose or "tensorflow" in sys.modules:
         import tensorflow
 
