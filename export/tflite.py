@@ -218,7 +218,7 @@ def _int8(converter, calibration, model, scheme: str, float_front: bool = True) 
                               f"{backbone.name!r}, so the CNN cannot be told from the head")
     denied = float_nodes(nodes, backbone, scheme, geometry=[model.initializer, model.decoder],
                          float_front=float_front)
-    front_kept = float_front and scheme != "full" and bool(front_nodes(nodes, backbone))
+    front_kept = bool(set(front_nodes(nodes, backbone)) & set(denied))
     if denied:
         calibrated = strip_float_statistics(calibrated, set(denied))
     with cpp_notes_held_back():      # the quantizer logs its settings from C++
