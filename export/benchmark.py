@@ -17,7 +17,9 @@ Timing: the files are timed in alternating blocks (variant A, B, ..., reference,
 then again), `--blocks` blocks of `--runs` invokes each, so that a change in
 the machine's load hits every file alike. A latency is the median over blocks
 of each block's median; a ratio to the reference is the median of the
-per-block ratios, printed with their spread (min-max over blocks).
+per-block ratios, printed with their spread (min-max over blocks). The CPU and its int8
+dot-product instructions are printed first (`export.machine`): which int8 file is fastest, and
+how it compares with the float ones, depends on them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 from datasets.errors import DataError
 from datasets.schemes import get_scheme
 from export.calibration import calibration_faces
+from export.machine import describe_cpu
 from rar_keras.inference.keras_model import load_model
 from rar_keras.utils.quiet import import_tensorflow, litert_interpreter
 
@@ -177,6 +180,7 @@ def main(argv=None) -> int:
         folder = pathlib.Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         print(f"model {args.model}: {scheme.name}, {size} px input, T={model.config.steps}")
+        print(f"CPU: {describe_cpu()}")
         files = build_variants(model, folder, calib)
         rows = {label: {"kb": path.stat().st_size / 1e3, "ms": {}, "ratio": {}} for label, path in files.items()}
         timed = dict(files)

@@ -10,7 +10,10 @@ by default. A latency is the median over blocks of each block's median. Several 
 profiled one after the other, each against the reference in its own alternating run.
 
 A layer's time is the difference between two consecutive cuts: the ops between them.
-A converter may place a few ops of one layer among another's ops. The table therefore
+Ops that read constants only (the DEQUANTIZE of an fp16 file's weights) count with the next op
+that does not: LiteRT runs them once, when it prepares the graph, and a file cut right after one
+ends in a weight, which XNNPACK refuses to run. A converter may place a few ops of one layer
+among another's ops. The table therefore
 gives the number of ops in each segment. It also gives the cumulative time as a multiple
 of the reference's, which is what the phone budget is stated in.
 
@@ -31,6 +34,7 @@ from typing import Optional
 import numpy as np
 
 from export.benchmark import INSTALL_HINT, find_reference, interleaved_latency
+from export.machine import describe_cpu
 
 SUFFIX = re.compile(r"_\d+$")          # the name-scope counter TensorFlow appends
 FILE_IDENTIFIER = b"TFL3"                # bytes 4-8 of every LiteRT flatbuffer
@@ -76,6 +80,39 @@ def truncated_model(content: bytes, keep: int) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def constant_ops(content: bytes) -> list[bool]:
+    """Whether each op of the main graph of the flatbuffer `content` reads constants only, directly
+    or through other such ops (e.g. the DEQUANTIZE of an fp16 weight), in execution order.
+
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    graph = model.subgraphs[0]
+    constant = {index for index, tensor in enumerate(graph.tensors)
+                if model.buffers[tensor.buffer].data is not None and len(model.buffers[tensor.buffer].data)}
+    flags = []
+    for op in graph.operators:
+        inputs = [int(index) for index in op.inputs if index >= 0]
+        reads_constants_only = bool(inputs) and all(index in constant for index in inputs)
+        if reads_constants_only:
+            constant.update(int(index) for index in op.outputs)
+        flags.append(reads_constants_only)
+    return flags
+
+
+def constants_join_their_reader(layers: list[str], constant: list[bool]) -> list[str]:
+    """`layers` with each constant op (see `constant_ops`) given the layer of the next op that is not
+    one; trailing constant ops keep their own."""
+    joined, following = list(layers), None
+    for index in range(len(layers) - 1, -1, -1):
+        if constant[index] and following is not None:
+            joined[index] = following
+        elif not constant[index]:
+            following = layers[index]
+    return joined
+
+
 def op_output_names(content: bytes) -> list[str]:
     """The name of each op's first output tensor in the main graph of the flatbuffer `content`, in
     execution order."""
@@ -103,7 +140,7 @@ def profile(path, reference=None, depth: int = 1, threads: int = 1, blocks: int 
     path = pathlib.Path(path)
     content = path.read_bytes()
     names = op_output_names(content)
-    cuts = layer_cuts(op_layers(names, depth))
+    cuts = layer_cuts(constants_join_their_reader(op_layers(names, depth), constant_ops(content)))
     size = None                               # interleaved_latency's size matters for ONNX files only
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
@@ -192,6 +229,7 @@ def main(argv=None) -> int:
     if args.depth < 1 or args.blocks < 1 or args.runs < 1:
         print("error: --depth, --blocks and --runs must be at least 1", file=sys.stderr)
         return 2
+    print(f"CPU: {describe_cpu()}")
     for path in paths:
         result = profile(path, reference, args.depth, args.threads, args.blocks, args.runs)
         ratio = f" ({result['total_ms'] / result['reference_ms']:.2f}x the reference)" if reference else ""

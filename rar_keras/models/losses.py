@@ -13,8 +13,11 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from rar_keras.layers.coordinates import cell_grid, flatten_heatmaps, pixels_to_cells, shape_scale
+from rar_keras.models.config import REFINE_LOSSES
 
 SMOOTH_L1_BETA = 0.02      # in units of D*: quadratic below, linear above (about 1 % NME)
+WING_WIDTH = 0.1           # in units of D*: logarithmic below, linear above
+WING_CURVATURE = 0.02      # in units of D*: the logarithm's scale
 REWARD_UNITS = 100.0       # rewards in % of D*, so that they are of order 1
 
 
@@ -61,15 +64,27 @@ def smooth_l1(x, beta: float = SMOOTH_L1_BETA):
     return tf.where(x < beta, 0.5 * tf.square(x) / beta, x - 0.5 * beta)
 
 
-def refinement_loss(shapes, landmarks):
-    """Sum over steps t = 1..T of the mean smooth-L1 distance of S_t to the truth, in units of D*.
+def wing(x, width: float = WING_WIDTH, curvature: float = WING_CURVATURE):
+    """The Wing loss (Feng et al., CVPR 2018): `width * ln(1 + |x| / curvature)` below `width`, then
+    linear with the same slope and value at `width`. Small errors weigh more than under smooth L1."""
+    x = tf.abs(x)
+    joint = width - width * tf.math.log(1.0 + width / curvature)
+    return tf.where(x < width, width * tf.math.log(1.0 + x / curvature), x - joint)
+
+
+def refinement_loss(shapes, landmarks, kind: str = "smooth_l1"):
+    """Sum over steps t = 1..T of the mean per-coordinate loss of S_t against the truth, in units of D*.
 
     Args:
         shapes: (B, T+1, L, 2) from S_0 to S_T; S_0 gets no loss (it is the start).
         landmarks: (B, L, 2) the truth.
+        kind: "smooth_l1" (`smooth_l1`) or "wing" (`wing`).
     """
+    if kind not in REFINE_LOSSES:
+        raise ValueError(f"refine_loss must be one of {REFINE_LOSSES}, got {kind!r}")
     residual = (shapes[:, 1:] - landmarks[:, None]) / true_scale(landmarks)[:, None]
-    return tf.reduce_sum(tf.reduce_mean(smooth_l1(residual), axis=[-2, -1]), -1)
+    per_coordinate = smooth_l1(residual) if kind == "smooth_l1" else wing(residual)
+    return tf.reduce_sum(tf.reduce_mean(per_coordinate, axis=[-2, -1]), -1)
 
 
 def decode_loss(detected, landmarks):

@@ -70,6 +70,7 @@ def test_command_prints_the_table_and_refuses_what_is_not_a_tflite_file(two_laye
                          "--blocks", "1", "--runs", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("| first |") == 2 and out.count("| second |") == 2 and "x the reference" in out
+    assert out.startswith("CPU: ") and "int8 dot product:" in out.splitlines()[0]
     assert profile.main([str(tmp_path / "missing.tflite")]) == 2
     assert "expected an existing .tflite file" in capsys.readouterr().err
     not_a_model = tmp_path / "text.tflite"
@@ -78,3 +79,35 @@ def test_command_prints_the_table_and_refuses_what_is_not_a_tflite_file(two_laye
     assert "text.tflite: not a LiteRT flatbuffer" in capsys.readouterr().err
     assert profile.main([str(two_layer_file), "--reference", str(not_a_model)]) == 2
     assert "--reference" in capsys.readouterr().err
+
+
+def test_an_fp16_file_is_cut_only_after_ops_that_read_the_input(two_layer_file, tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16,), batch_size=1)
+    hidden = keras.layers.Dense(32, activation="relu", name="first")(inputs)
+    outputs = keras.layers.Dense(8, activation="tanh", name="second")(hidden)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, outputs))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    path = tmp_path / "fp16.tflite"
+    path.write_bytes(converter.convert())
+    content = path.read_bytes()
+    constant = profile.constant_ops(content)
+    assert constant[0] and sum(constant) >= 2          # the fp16 weights' DEQUANTIZE ops come first
+    assert not any(profile.constant_ops(two_layer_file.read_bytes()))
+    # At depth 2 each weight's DEQUANTIZE is a layer of its own ("second/MatMul1"): a cut after it
+    # would end in a weight, which XNNPACK refuses to run.
+    names = profile.op_output_names(content)
+    layers = profile.constants_join_their_reader(profile.op_layers(names, depth=2), constant)
+    first_reader = constant.index(False)
+    assert layers[:first_reader] == [layers[first_reader]] * first_reader
+    result = profile.profile(path, reference=None, depth=2, blocks=1, runs=2)   # every cut runs
+    assert all(not constant[sum(s["ops"] for s in result["segments"][:i + 1]) - 1]
+               for i in range(len(result["segments"])))
+    assert sum(segment["ops"] for segment in result["segments"]) == len(constant)
+
+
+def test_constant_ops_take_the_layer_of_the_next_op_that_reads_the_input():
+    layers = ["a", "a", "b", "c", "c", "d"]
+    constant = [True, False, True, True, False, True]
+    assert profile.constants_join_their_reader(layers, constant) == ["a", "a", "c", "c", "c", "d"]

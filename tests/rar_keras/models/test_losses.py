@@ -42,6 +42,22 @@ def test_refinement_loss_is_smooth_l1_in_face_radius_units():
     np.testing.assert_allclose(losses.refinement_loss(shapes, truth).numpy(), expected, rtol=1e-5)
 
 
+def test_refinement_loss_wing_is_logarithmic_below_its_width_and_continuous_at_it():
+    rng = np.random.default_rng(7)              # its own: the module's draws stay those of the other tests
+    truth = rng.uniform(0, 100, size=(2, 5, 2)).astype(np.float32)
+    shapes = truth[:, None] + rng.normal(0, 6, size=(2, 3, 5, 2)).astype(np.float32)
+    residual = np.abs((shapes[:, 1:] - truth[:, None]) / _radius(truth)[:, None, None, None])
+    w, eps = losses.WING_WIDTH, losses.WING_CURVATURE
+    assert (residual < w).any() and (residual > w).any()          # both branches are checked
+    per_value = np.where(residual < w, w * np.log1p(residual / eps), residual - (w - w * np.log1p(w / eps)))
+    expected = per_value.mean(axis=(-2, -1)).sum(-1)
+    np.testing.assert_allclose(losses.refinement_loss(shapes, truth, "wing").numpy(), expected, rtol=1e-5)
+    around = losses.wing(tf.constant([w - 1e-6, w + 1e-6])).numpy()
+    assert around[1] - around[0] == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ValueError, match="refine_loss must be one of"):
+        losses.refinement_loss(shapes, truth, "l2")
+
+
 def test_visibility_loss_is_binary_cross_entropy():
     logits = RNG.normal(size=(3, 7)).astype(np.float32)
     flags = (RNG.random((3, 7)) > 0.3).astype(np.float32)

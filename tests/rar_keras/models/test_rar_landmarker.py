@@ -39,6 +39,9 @@ def test_config_round_trips_through_json(tmp_path):
         RARLandmarker(TINY.replace(decoder="bilinear"))
     with pytest.raises(ValueError, match="decode must be one of"):
         EXPERIMENTS["w300_mobile"].override(["decode=peak"])
+    assert EXPERIMENTS["w300_mobile"].override(["refine_loss=wing"]).training.refine_loss == "wing"
+    with pytest.raises(ValueError, match="refine_loss must be one of"):
+        EXPERIMENTS["w300_mobile"].override(["refine_loss=l2"])
     with pytest.raises(ValueError, match="decode_temperature must be positive"):
         TINY.replace(decode="global", decode_temperature=0.0)
     shallow = EXPERIMENTS["w300_mobile"].override(["encoder_repeats=[1, 1, 2, 2, 2]"])

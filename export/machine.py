@@ -1,0 +1,72 @@
+"""What CPU a timing ran on: its name and which int8 dot-product instructions it has.
+
+An int8 LiteRT file's speed against a float one depends on these instructions: XNNPACK's int8
+convolutions are fastest with AVX-512 VNNI / AVX-VNNI / AMX on x86 and with the dot-product
+extension (`asimddp`, `i8mm`) on Arm phones. Without them (x86 with AVX2 only) an int8 file can
+run slower than its fp16 twin, so every timing table says which CPU it came from.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import platform
+from typing import Optional
+
+# /proc/cpuinfo flags of int8 dot-product instructions, best first.
+INT8_DOT_FLAGS = {
+    "amx_int8": "AMX-INT8",
+    "avx512_vnni": "AVX-512 VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "i8mm": "Arm I8MM",
+    "asimddp": "Arm dot product",
+}
+# Wider vector units named when a CPU has none of the above.
+VECTOR_FLAGS = {"avx512f": "AVX-512", "avx2": "AVX2", "avx": "AVX", "sse4_2": "SSE4.2", "asimd": "Arm NEON"}
+NAME_FIELDS = ("model name", "Hardware", "Processor", "cpu model")
+
+
+def parse_cpuinfo(text: str) -> tuple[Optional[str], set[str]]:
+    """(the CPU's name or None, the set of its flags) from the text of Linux's /proc/cpuinfo.
+
+    Args:
+        text: the file's content: "key : value" lines, one block per logical CPU (x86 lists the
+            extensions under "flags", Arm under "Features").
+    """
+    name, flags = None, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key in ("flags", "Features"):
+            flags.update(value.split())
+        elif key in NAME_FIELDS and value and name is None:
+            name = value
+    return name, flags
+
+
+def int8_dot_products(flags: set[str]) -> list[str]:
+    """The int8 dot-product instructions among `flags`, by their usual names, best first."""
+    return [label for flag, label in INT8_DOT_FLAGS.items() if flag in flags]
+
+
+def describe_cpu(cpuinfo_text: Optional[str] = None, machine: Optional[str] = None) -> str:
+    """One line naming the CPU and its int8 dot-product instructions, e.g.
+    "AMD EPYC (x86_64); int8 dot product: none (widest vectors: AVX2)".
+
+    Args:
+        cpuinfo_text: /proc/cpuinfo's content; read from the machine when None (empty where the
+            file does not exist, e.g. on macOS or Windows: the flags are then unknown).
+        machine: the architecture (`platform.machine()` when None).
+    """
+    if cpuinfo_text is None:
+        path = pathlib.Path("/proc/cpuinfo")
+        cpuinfo_text = path.read_text(errors="replace") if path.is_file() else ""
+    machine = machine or platform.machine() or "unknown architecture"
+    name, flags = parse_cpuinfo(cpuinfo_text)
+    name = name or platform.processor() or "unknown CPU"
+    if not flags:
+        return f"{name} ({machine}); int8 dot product: unknown (no /proc/cpuinfo flags)"
+    dots = int8_dot_products(flags)
+    if dots:
+        return f"{name} ({machine}); int8 dot product: {', '.join(dots)}"
+    widest = next((label for flag, label in VECTOR_FLAGS.items() if flag in flags), "none listed")
+    return f"{name} ({machine}); int8 dot product: none (widest vectors: {widest})"
