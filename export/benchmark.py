@@ -33,6 +33,7 @@ import time
 from typing import Optional
 
 import numpy as np
+from tqdm import tqdm
 
 from datasets.errors import DataError
 from datasets.schemes import get_scheme
@@ -87,14 +88,23 @@ def _runner(path, size: int, threads: int):
 
 
 def interleaved_latency(files: dict, size: int, threads: int, blocks: int, runs: int,
-                        warmup: int = 10) -> dict[str, list[float]]:
-    """{label: per-block median ms}: the files timed in turn, block after block."""
+                        warmup: int = 10, progress=lambda items, **_: items) -> dict[str, list[float]]:
+    """{label: per-block median ms}: the files timed in turn, block after block.
+
+    Args:
+        files: {label: path} of the `.tflite` / `.onnx` files.
+        size: the input side of ONNX files (a `.tflite` file's comes from the file).
+        threads: runtime threads.
+        blocks, runs: alternating blocks, and timed invokes per file in each block.
+        warmup: untimed invokes per file first.
+        progress: wraps the blocks' range, e.g. a `tqdm` bar.
+    """
     runners = {label: _runner(path, size, threads) for label, path in files.items()}
     for run in runners.values():
         for _ in range(warmup):
             run()
     medians = {label: [] for label in files}
-    for _ in range(blocks):
+    for _ in progress(range(blocks), desc=f"timing, {threads} thread(s)", unit="block"):
         for label, run in runners.items():
             times = []
             for _ in range(runs):
@@ -155,6 +165,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    print(f"CPU: {describe_cpu()}")
     import_tensorflow(args.verbose)
     # TensorFlow loads only when a benchmark runs, not for --help or bad arguments.
     from export import checks
@@ -180,7 +191,6 @@ def main(argv=None) -> int:
         folder = pathlib.Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         print(f"model {args.model}: {scheme.name}, {size} px input, T={model.config.steps}")
-        print(f"CPU: {describe_cpu()}")
         files = build_variants(model, folder, calib)
         rows = {label: {"kb": path.stat().st_size / 1e3, "ms": {}, "ratio": {}} for label, path in files.items()}
         timed = dict(files)
@@ -190,7 +200,7 @@ def main(argv=None) -> int:
             timed[reference_label] = reference
             rows[reference_label] = {"kb": reference.stat().st_size / 1e3, "ms": {}, "ratio": {}}
         for threads in args.threads:
-            medians = interleaved_latency(timed, size, threads, args.blocks, args.runs)
+            medians = interleaved_latency(timed, size, threads, args.blocks, args.runs, progress=progress_bar)
             for label, values in medians.items():
                 rows[label]["ms"][threads] = float(np.median(values))
                 if reference_label:
@@ -211,6 +221,11 @@ def main(argv=None) -> int:
     if keras_nme is not None:
         print(f"Keras model on the same {len(test[0])} faces: NME {keras_nme:.2f} % ip")
     return 0
+
+
+def progress_bar(items, **kwargs):
+    """A progress bar on stderr over `items`, gone once done (the table follows)."""
+    return tqdm(items, file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)
 
 
 def format_table(rows: dict, threads, reference_label: Optional[str]) -> str:

@@ -21,7 +21,10 @@ INT8_DOT_FLAGS = {
     "asimddp": "Arm dot product",
 }
 # Wider vector units named when a CPU has none of the above.
-VECTOR_FLAGS = {"avx512f": "AVX-512", "avx2": "AVX2", "avx": "AVX", "sse4_2": "SSE4.2", "asimd": "Arm NEON"}
+VECTOR_FLAGS = {"avx512f": "AVX-512", "avx2": "AVX2", "avx": "AVX", "sse4_2": "SSE4.2", "asimd": "Arm NEON",
+                "neon": "Arm NEON"}
+# /proc/cpuinfo fields that name the CPU, most telling first (x86; Android's SoC; older Arm kernels;
+# MIPS); mainline Arm64 kernels have none, only the implementer and part numbers.
 NAME_FIELDS = ("model name", "Hardware", "Processor", "cpu model")
 
 
@@ -32,14 +35,17 @@ def parse_cpuinfo(text: str) -> tuple[Optional[str], set[str]]:
         text: the file's content: "key : value" lines, one block per logical CPU (x86 lists the
             extensions under "flags", Arm under "Features").
     """
-    name, flags = None, set()
+    fields, flags = {}, set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
         if key in ("flags", "Features"):
             flags.update(value.split())
-        elif key in NAME_FIELDS and value and name is None:
-            name = value
+        elif value:
+            fields.setdefault(key, value)
+    name = next((fields[key] for key in NAME_FIELDS if key in fields), None)
+    if name is None and "CPU implementer" in fields:
+        name = f"Arm CPU implementer {fields['CPU implementer']}, part {fields.get('CPU part', '?')}"
     return name, flags
 
 
@@ -54,12 +60,14 @@ def describe_cpu(cpuinfo_text: Optional[str] = None, machine: Optional[str] = No
 
     Args:
         cpuinfo_text: /proc/cpuinfo's content; read from the machine when None (empty where the
-            file does not exist, e.g. on macOS or Windows: the flags are then unknown).
+            file cannot be read, e.g. on macOS or Windows: the flags are then unknown).
         machine: the architecture (`platform.machine()` when None).
     """
     if cpuinfo_text is None:
-        path = pathlib.Path("/proc/cpuinfo")
-        cpuinfo_text = path.read_text(errors="replace") if path.is_file() else ""
+        try:
+            cpuinfo_text = pathlib.Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo_text = ""
     machine = machine or platform.machine() or "unknown architecture"
     name, flags = parse_cpuinfo(cpuinfo_text)
     name = name or platform.processor() or "unknown CPU"

@@ -10,11 +10,11 @@ by default. A latency is the median over blocks of each block's median. Several 
 profiled one after the other, each against the reference in its own alternating run.
 
 A layer's time is the difference between two consecutive cuts: the ops between them.
-Ops that read constants only (the DEQUANTIZE of an fp16 file's weights) count with the next op
-that does not: LiteRT runs them once, when it prepares the graph, and a file cut right after one
-ends in a weight, which XNNPACK refuses to run. A converter may place a few ops of one layer
-among another's ops. The table therefore
-gives the number of ops in each segment. It also gives the cumulative time as a multiple
+Ops that read constants only count with the next op that does not. In an fp16 file these are
+the DEQUANTIZE ops of its weights: LiteRT computes them once, when it prepares the graph, and a
+file cut right after one ends in a weight, which XNNPACK refuses to run. The converter puts them
+all first, so the first segment's op count includes them. A converter may place a few ops of one
+layer among another's ops. The table therefore gives the number of ops in each segment. It also gives the cumulative time as a multiple
 of the reference's, which is what the phone budget is stated in.
 
 A layer is the name scope `--depth` levels below the model, e.g.
@@ -33,7 +33,7 @@ from typing import Optional
 
 import numpy as np
 
-from export.benchmark import INSTALL_HINT, find_reference, interleaved_latency
+from export.benchmark import INSTALL_HINT, find_reference, interleaved_latency, progress_bar
 from export.machine import describe_cpu
 
 SUFFIX = re.compile(r"_\d+$")          # the name-scope counter TensorFlow appends
@@ -83,7 +83,6 @@ def truncated_model(content: bytes, keep: int) -> bytes:
 def constant_ops(content: bytes) -> list[bool]:
     """Whether each op of the main graph of the flatbuffer `content` reads constants only, directly
     or through other such ops (e.g. the DEQUANTIZE of an fp16 weight), in execution order.
-
     """
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -102,14 +101,26 @@ def constant_ops(content: bytes) -> list[bool]:
 
 
 def constants_join_their_reader(layers: list[str], constant: list[bool]) -> list[str]:
-    """`layers` with each constant op (see `constant_ops`) given the layer of the next op that is not
-    one; trailing constant ops keep their own."""
+    """`layers` with each constant-only op given the layer of the next op that is not one, so that no
+    cut but the last (which keeps every op) ends on a constant-only op.
+
+    Args:
+        layers: the layer of each op, in execution order (`op_layers`).
+        constant: whether each op reads constants only (`constant_ops`).
+
+    Trailing constant-only ops take the layer of the last op before them that is not one (their
+    own when there is none).
+    """
     joined, following = list(layers), None
     for index in range(len(layers) - 1, -1, -1):
-        if constant[index] and following is not None:
-            joined[index] = following
-        elif not constant[index]:
+        if not constant[index]:
             following = layers[index]
+        elif following is not None:
+            joined[index] = following
+    readers = [index for index, flag in enumerate(constant) if not flag]
+    if readers:
+        for index in range(readers[-1] + 1, len(layers)):
+            joined[index] = layers[readers[-1]]
     return joined
 
 
@@ -125,7 +136,7 @@ def op_output_names(content: bytes) -> list[str]:
 
 
 def profile(path, reference=None, depth: int = 1, threads: int = 1, blocks: int = 20,
-            runs: int = 20) -> dict:
+            runs: int = 20, progress=lambda items, **_: items) -> dict:
     """Times `path` cut after each layer (and `reference`, if given).
 
     Args:
@@ -134,6 +145,7 @@ def profile(path, reference=None, depth: int = 1, threads: int = 1, blocks: int 
         depth: see `op_layers`.
         threads: LiteRT threads.
         blocks, runs: alternating timing blocks and timed invokes per block.
+        progress: wraps the blocks' range (`export.benchmark.interleaved_latency`).
 
     Returns: {"segments": [{"layer", "ops", "ms", "cumulative_ms"}], "total_ms", "reference_ms"}.
     """
@@ -150,7 +162,7 @@ def profile(path, reference=None, depth: int = 1, threads: int = 1, blocks: int 
         files[cuts[-1][0]] = path                              # the last cut is the whole file
         if reference is not None:
             files["(reference)"] = pathlib.Path(reference)
-        medians = interleaved_latency(files, size, threads, blocks, runs)
+        medians = interleaved_latency(files, size, threads, blocks, runs, progress=progress)
     segments, previous_ms, previous_keep = [], 0.0, 0
     for layer, keep in cuts:
         cumulative = float(np.median(medians[layer]))
@@ -213,6 +225,7 @@ def main(argv=None) -> int:
         if problem:
             print(f"error: {path}: {problem}", file=sys.stderr)
             return 2
+    print(f"CPU: {describe_cpu()}")
     reference: Optional[pathlib.Path]
     if args.reference == "none":
         reference = None
@@ -229,9 +242,8 @@ def main(argv=None) -> int:
     if args.depth < 1 or args.blocks < 1 or args.runs < 1:
         print("error: --depth, --blocks and --runs must be at least 1", file=sys.stderr)
         return 2
-    print(f"CPU: {describe_cpu()}")
     for path in paths:
-        result = profile(path, reference, args.depth, args.threads, args.blocks, args.runs)
+        result = profile(path, reference, args.depth, args.threads, args.blocks, args.runs, progress=progress_bar)
         ratio = f" ({result['total_ms'] / result['reference_ms']:.2f}x the reference)" if reference else ""
         print(f"{path.name}: {result['total_ms']:.3f} ms per invoke{ratio}, {args.threads} thread(s), "
               f"median of {args.blocks} blocks")

@@ -19,7 +19,7 @@ DECODERS = ("transposed", "separable")
 DECODE_MODES = ("local", "global")      # HeatmapDecoder modes (kept free of TensorFlow here)
 STAGES = ("detector", "refiner", "joint")
 BACKBONE_INITS = ("", "imagenet")
-REFINE_LOSSES = ("smooth_l1", "wing")     # models.losses.refinement_loss kinds (kept free of TensorFlow here)
+REFINE_CRITERIA = ("smooth_l1", "wing")     # models.losses.refinement_loss kinds (kept free of TensorFlow here)
 # Every backbone encodes to stride 16 and decodes back through stride 8: the encoder's feature maps
 # line up with the decoder's only when the crop side is a multiple of this.
 ENCODER_STRIDE = 16
@@ -218,7 +218,7 @@ class TrainingConfig:
         eta: discount of the attention reward over steps.
         heatmap_sigma: width of the target distribution, in heatmap cells.
         heatmap_weight, visibility_weight, refine_weight, attention_weight: loss weights.
-        refine_loss: the per-coordinate loss of the refined shapes: "smooth_l1" (quadratic below
+        refine_criterion: the per-coordinate loss of the refined shapes (logged as `refine_loss`): "smooth_l1" (quadratic below
             0.02 D*, linear above) or "wing" (logarithmic below 0.1 D*: small errors weigh more).
         decode_weight: weight of the decoded detector shape S_d's smooth-L1 distance to the truth
             (`losses.decode_loss`), in the detector and joint stages; 0 leaves it out. It needs the
@@ -261,7 +261,7 @@ class TrainingConfig:
     ambiguity_omega: float = 1.0
     visibility_weight: float = 0.5
     refine_weight: float = 1.0
-    refine_loss: str = "smooth_l1"
+    refine_criterion: str = "smooth_l1"
     attention_weight: float = 0.1
     value_weight: float = 0.1
     entropy_weight: float = 0.01
@@ -275,7 +275,7 @@ class TrainingConfig:
 
     def __post_init__(self):
         _check_choice("backbone_init", self.backbone_init, BACKBONE_INITS)
-        _check_choice("refine_loss", self.refine_loss, REFINE_LOSSES)
+        _check_choice("refine_criterion", self.refine_criterion, REFINE_CRITERIA)
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if not 0.0 <= self.ema_momentum < 1.0:

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from rar_keras.layers.coordinates import cell_grid, flatten_heatmaps, pixels_to_cells, shape_scale
-from rar_keras.models.config import REFINE_LOSSES
+from rar_keras.models.config import REFINE_CRITERIA
 
 SMOOTH_L1_BETA = 0.02      # in units of D*: quadratic below, linear above (about 1 % NME)
 WING_WIDTH = 0.1           # in units of D*: logarithmic below, linear above
@@ -66,7 +66,8 @@ def smooth_l1(x, beta: float = SMOOTH_L1_BETA):
 
 def wing(x, width: float = WING_WIDTH, curvature: float = WING_CURVATURE):
     """The Wing loss (Feng et al., CVPR 2018): `width * ln(1 + |x| / curvature)` below `width`, then
-    linear with the same slope and value at `width`. Small errors weigh more than under smooth L1."""
+    `|x| - C`, with C chosen so that the two meet at `width` (their slopes there differ: 0.83 and 1
+    with the defaults). Small errors weigh more than under smooth L1."""
     x = tf.abs(x)
     joint = width - width * tf.math.log(1.0 + width / curvature)
     return tf.where(x < width, width * tf.math.log(1.0 + x / curvature), x - joint)
@@ -80,8 +81,8 @@ def refinement_loss(shapes, landmarks, kind: str = "smooth_l1"):
         landmarks: (B, L, 2) the truth.
         kind: "smooth_l1" (`smooth_l1`) or "wing" (`wing`).
     """
-    if kind not in REFINE_LOSSES:
-        raise ValueError(f"refine_loss must be one of {REFINE_LOSSES}, got {kind!r}")
+    if kind not in REFINE_CRITERIA:
+        raise ValueError(f"refine_criterion must be one of {REFINE_CRITERIA}, got {kind!r}")
     residual = (shapes[:, 1:] - landmarks[:, None]) / true_scale(landmarks)[:, None]
     per_coordinate = smooth_l1(residual) if kind == "smooth_l1" else wing(residual)
     return tf.reduce_sum(tf.reduce_mean(per_coordinate, axis=[-2, -1]), -1)

@@ -249,7 +249,7 @@ class RARLandmarker(keras.Model):
             values["distill_loss"] = distill
             total += cfg.distill_weight * distill
         if refined is not None:
-            refine = losses.refinement_loss(refined["shapes"], landmarks, cfg.refine_loss)
+            refine = losses.refinement_loss(refined["shapes"], landmarks, cfg.refine_criterion)
             policy, value = losses.attention_losses(refined, landmarks, cfg.eta, cfg.entropy_weight)
             values.update(refine_loss=refine, policy_loss=policy, value_loss=value)
             total += cfg.refine_weight * refine + cfg.attention_weight * (policy + cfg.value_weight * value)

@@ -42,6 +42,29 @@ def test_arm_reads_features_and_the_hardware_name():
         "Qualcomm Technologies, Inc SM8150 (aarch64); int8 dot product: Arm dot product")
 
 
+OLD_ANDROID = """Processor\t: AArch64 Processor rev 14 (aarch64)
+processor\t: 0
+Features\t: fp asimd asimddp i8mm
+Hardware\t: Qualcomm Technologies, Inc SM8550
+"""
+MAINLINE_ARM64 = """processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm
+CPU implementer\t: 0x41
+CPU part\t: 0xd0c
+"""
+
+
+def test_the_most_telling_name_field_wins_whatever_its_line():
+    assert machine.describe_cpu(OLD_ANDROID, "aarch64") == (
+        "Qualcomm Technologies, Inc SM8550 (aarch64); int8 dot product: Arm I8MM, Arm dot product")
+
+
+def test_a_mainline_arm64_kernel_is_named_by_implementer_and_part():
+    assert machine.describe_cpu(MAINLINE_ARM64, "aarch64") == (
+        "Arm CPU implementer 0x41, part 0xd0c (aarch64); int8 dot product: none (widest vectors: Arm NEON)")
+
+
 def test_without_cpuinfo_the_flags_are_unknown_not_absent():
     line = machine.describe_cpu("", "arm64")
     assert line.endswith("(arm64); int8 dot product: unknown (no /proc/cpuinfo flags)")

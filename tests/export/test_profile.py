@@ -54,7 +54,14 @@ def test_a_truncated_file_outputs_the_tensor_of_its_last_op(two_layer_file):
 
 
 def test_profile_times_every_layer_and_the_segments_add_up(two_layer_file):
-    result = profile.profile(two_layer_file, reference=two_layer_file, blocks=2, runs=3)
+    seen = []
+
+    def progress(items, **kwargs):
+        seen.append(kwargs["unit"])
+        return items
+
+    result = profile.profile(two_layer_file, reference=two_layer_file, blocks=2, runs=3, progress=progress)
+    assert seen == ["block"]                  # the alternating blocks run under the progress bar
     layers = [segment["layer"] for segment in result["segments"]]
     assert layers.index("first") < layers.index("second")
     content = two_layer_file.read_bytes()
@@ -81,7 +88,7 @@ def test_command_prints_the_table_and_refuses_what_is_not_a_tflite_file(two_laye
     assert "--reference" in capsys.readouterr().err
 
 
-def test_an_fp16_file_is_cut_only_after_ops_that_read_the_input(two_layer_file, tmp_path):
+def test_an_fp16_file_is_never_cut_right_after_a_constant_only_op(two_layer_file, tmp_path):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((16,), batch_size=1)
     hidden = keras.layers.Dense(32, activation="relu", name="first")(inputs)
@@ -107,7 +114,11 @@ def test_an_fp16_file_is_cut_only_after_ops_that_read_the_input(two_layer_file, 
     assert sum(segment["ops"] for segment in result["segments"]) == len(constant)
 
 
-def test_constant_ops_take_the_layer_of_the_next_op_that_reads_the_input():
-    layers = ["a", "a", "b", "c", "c", "d"]
-    constant = [True, False, True, True, False, True]
-    assert profile.constants_join_their_reader(layers, constant) == ["a", "a", "c", "c", "c", "d"]
+def test_constant_only_ops_take_the_layer_of_the_next_op_that_is_not_one():
+    layers = ["a", "z", "b", "x", "c", "d", "e"]
+    constant = [True, False, True, True, False, True, True]
+    joined = profile.constants_join_their_reader(layers, constant)
+    assert joined == ["z", "z", "c", "c", "c", "c", "c"]        # trailing ones: the last reader's layer
+    cuts = profile.layer_cuts(joined)
+    assert all(not constant[keep - 1] for _, keep in cuts[:-1])
+    assert profile.constants_join_their_reader(["a", "b"], [True, True]) == ["a", "b"]

