@@ -348,6 +348,7 @@ def test_a_landmark_offset_is_in_the_file_its_contract_and_its_flip_test(briefly
     np.testing.assert_allclose(flipped, expected, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_cli_int8_export_keeps_litert_and_quantizer_notes_off_the_terminal(briefly_trained_keras, assets,
                                                                             tmp_path):
     """The quantizer's settings line and LiteRT's XNNPACK note (both written by C++ code to file
@@ -361,6 +362,7 @@ def test_cli_int8_export_keeps_litert_and_quantizer_notes_off_the_terminal(brief
     assert "fully_quantize" not in run.stderr and "XNNPACK" not in run.stderr, run.stderr
 
 
+@pytest.mark.slow
 def test_cli_writes_only_a_file_that_agrees_with_keras(briefly_trained_int8, briefly_trained_keras, assets,
                                                        tmp_path, capsys):
     """With real faces the CLI checks the file against Keras before it replaces `--out`; a file off by more
@@ -393,6 +395,7 @@ def test_cli_refuses_a_tolerance_that_is_not_positive(tmp_path, assets):
     assert not (tmp_path / "m.tflite").exists()
 
 
+@pytest.mark.slow
 def test_cli_checks_a_file_on_the_bundled_faces_without_calibration(briefly_trained_keras, tmp_path, capsys):
     """Without --calibration the file is checked on the two bundled faces and their mirrors: a float
     file passes, a dynamic-range one at a tolerance below its quantization error is refused."""
