@@ -14,8 +14,9 @@ Ops that read constants only count with the next op that does not. In an fp16 fi
 the DEQUANTIZE ops of its weights: LiteRT computes them once, when it prepares the graph, and a
 file cut right after one ends in a weight, which XNNPACK refuses to run. The converter puts them
 all first, so the first segment's op count includes them. A converter may place a few ops of one
-layer among another's ops. The table therefore gives the number of ops in each segment. It also gives the cumulative time as a multiple
-of the reference's, which is what the phone budget is stated in.
+layer among another's ops. The table therefore gives the number of ops in each segment. It also
+gives the cumulative time as a multiple of the reference's, which is what the phone budget is
+stated in.
 
 A layer is the name scope `--depth` levels below the model, e.g.
 `rar_landmarker_1/attentive_refiner_1/...` gives `attentive_refiner` at depth 1. An op
@@ -88,8 +89,8 @@ def constant_ops(content: bytes) -> list[bool]:
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
     graph = model.subgraphs[0]
-    constant = {index for index, tensor in enumerate(graph.tensors)
-                if model.buffers[tensor.buffer].data is not None and len(model.buffers[tensor.buffer].data)}
+    stored = [model.buffers[tensor.buffer].data for tensor in graph.tensors]
+    constant = {index for index, data in enumerate(stored) if data is not None and len(data)}
     flags = []
     for op in graph.operators:
         inputs = [int(index) for index in op.inputs if index >= 0]
@@ -111,16 +112,13 @@ def constants_join_their_reader(layers: list[str], constant: list[bool]) -> list
     Trailing constant-only ops take the layer of the last op before them that is not one (their
     own when there is none).
     """
-    joined, following = list(layers), None
+    readers = [index for index, flag in enumerate(constant) if not flag]
+    joined, following = list(layers), (layers[readers[-1]] if readers else None)
     for index in range(len(layers) - 1, -1, -1):
         if not constant[index]:
             following = layers[index]
         elif following is not None:
             joined[index] = following
-    readers = [index for index, flag in enumerate(constant) if not flag]
-    if readers:
-        for index in range(readers[-1] + 1, len(layers)):
-            joined[index] = layers[readers[-1]]
     return joined
 
 
