@@ -45,7 +45,7 @@ def test_study_writes_every_row_set_and_picture(study):
 
 def test_study_agrees_with_the_evaluation_cli(study, assets, tmp_path):
     """The row of the preset's own start and the conv8 row are what `eval.w300 --per-step` measures on
-    the same faces; the other starts' rows differ from it."""
+    the same faces; the rows of the other deterministic starts (all but the random bank shape) differ."""
     from eval.study import INIT_ROWS
     from rar_keras.presets.loader import read_preset_config
 
