@@ -7,9 +7,10 @@ start with the backbone frozen, see the README); otherwise the main `--model` ru
 swapped at inference, and the table says so. For each row, NME (inter-pupil / outer eye corners)
 of the start S_0 and after every step, and the failure rate at 10 % of the final shape, on the
 clean faces (`--data`) and on an occluded copy (`--occluded-data`, e.g. from `python -m
-eval.occlude`). Also, for the main model's robust start: how often each landmark is the attention
-centre at each step (`attention.png`), the largest such share, the share of occluded faces whose
-attention centre is a visible landmark, and pictures of a few faces refined step by step.
+eval.occlude`). Also, for the main model as it runs (its own start mode): how often each
+landmark is the attention centre at each step (`attention.png`), the largest such share, the
+share of occluded faces whose attention centre is a visible landmark, and pictures of a few faces
+refined step by step.
 
 Protocol (docs/EVALUATION.md): the face box is the tight box of the ground-truth landmarks,
 cropped with the model's own margin; predictions go through `CropLandmarker` (the product's crop
@@ -51,9 +52,8 @@ from rar_keras.utils.quiet import import_tensorflow
 EXIT_USER_ERROR = 2
 BATCH_SIZE = 32
 NUM_TOP = 5                 # most frequent attention centres listed per step
-NUM_BEST_PICTURES = 2       # faces with the largest S_0 -> S_T improvement (robust start)
+NUM_BEST_PICTURES = 2       # faces with the largest S_0 -> S_T improvement (the main model's own start)
 NUM_RANDOM_PICTURES = 2     # plus this many random faces
-ATTENTION_MODE = "robust"
 STUDY_MD, STUDY_JSON, ATTENTION_PNG = "study.md", "study.json", "attention.png"
 DETECTED_ROW = "conv8 argmax alone"
 # (row name, RobustShapeInit mode), in the order of the table.
@@ -219,7 +219,7 @@ def format_markdown(study: dict) -> str:
                   + ", ".join(_pct(v) + " %" for v in attention["occluded"]["visible_centre_share"])
                   + "; largest share on one landmark: "
                   + ", ".join(_pct(v) + " %" for v in attention["occluded"]["max_share"]) + "."]
-    lines += ["", "## Pictures (main model, robust start, clean faces)", ""]
+    lines += ["", f"## Pictures (main model, {attention['init_mode']} start, clean faces)", ""]
     for pic in study["pictures"]:
         lines.append(f"- `{pic['file']}`: {pic['path']} ({pic['why']}; NME ip S_0 {_pct(pic['nme_ip_start'])} % "
                      f"-> S_T {_pct(pic['nme_ip_final'])} %)")
@@ -243,7 +243,11 @@ def _json_ready(value):
 
 # === Main ===
 def _landmarker(spec: str) -> CropLandmarker:
-    return CropLandmarker(KerasCropModel(load_model(spec, "--model"), batch_size=BATCH_SIZE), batch_size=BATCH_SIZE)
+    return _crop_landmarker(load_model(spec, "--model"))
+
+
+def _crop_landmarker(model) -> CropLandmarker:
+    return CropLandmarker(KerasCropModel(model, batch_size=BATCH_SIZE), batch_size=BATCH_SIZE)
 
 
 def _save_pictures(out_dir, landmarker, records, outputs, per_face, detected_ip, scheme, seed) -> list[dict]:
@@ -272,7 +276,8 @@ def run_study(args) -> tuple[dict, str]:
         if not os.path.exists(path):
             raise DataError(f"{path}: no such file or folder")
     import_tensorflow(args.verbose)
-    main = _landmarker(args.model)
+    main_model = load_model(args.model, "--model")
+    main, own_mode = _crop_landmarker(main_model), main_model.init_mode
     scheme, size, margin = main.scheme, main.input_size, main.margin
     sets = {"clean": _load_records(args.data, args.faces, scheme)}
     if args.occluded_data:
@@ -290,10 +295,11 @@ def run_study(args) -> tuple[dict, str]:
             outputs[(name, mode)] = predict_steps(landmarkers.get(mode, main), records, mode, args.seed)
             bar.update(1)
     bar.close()
-    main_robust = {name: predict_steps(main, records, ATTENTION_MODE, args.seed) if ATTENTION_MODE in landmarkers
-                   else outputs[(name, ATTENTION_MODE)] for name, records in sets.items()}
+    # The main model as it runs: its own start (a start model given for that mode does not replace it).
+    main_own = {name: outputs[(name, own_mode)] if (name, own_mode) in outputs and own_mode not in landmarkers
+                else predict_steps(main, records, own_mode, args.seed) for name, records in sets.items()}
 
-    detected = {name: _face_nmes(main_robust[name]["detected"], truth[name], scheme) for name in sets}
+    detected = {name: _face_nmes(main_own[name]["detected"], truth[name], scheme) for name in sets}
     rows = [{"name": DETECTED_ROW, "init_mode": None, "model_note": "main",
              **{name: {"start": _entry(detected[name]), "steps": [], "final": report.summarize(detected[name], "ip")}
                 for name in sets},
@@ -301,7 +307,8 @@ def run_study(args) -> tuple[dict, str]:
     per_face = {}
     for row_name, mode in INIT_ROWS:
         row = {"name": row_name, "init_mode": mode, "model": start_models.get(mode, args.model),
-               "model_note": "trained for this start" if mode in landmarkers else "main, start swapped",
+               "model_note": "trained for this start" if mode in landmarkers
+               else "main" if mode == own_mode else "main, start swapped",
                "paper_300w_full_nme_ip_percent": PAPER_300W_FULL_IP.get(mode)}
         for name in sets:
             figures = stage_figures(outputs[(name, mode)], truth[name], scheme)
@@ -309,27 +316,27 @@ def run_study(args) -> tuple[dict, str]:
             per_face[(name, mode)] = figures["per_face_ip"]
         rows.append(row)
 
-    clean = main_robust["clean"]
+    clean = main_own["clean"]
     frequencies = attention_frequencies(clean["attention"], scheme.num_points)
     save_attention_plot(frequencies, scheme, out_dir / ATTENTION_PNG,
-                        title=f"attention centres, {ATTENTION_MODE} start, {len(sets['clean'])} clean faces")
-    attention = {"init_mode": ATTENTION_MODE, "frequencies": frequencies.tolist(),
+                        title=f"attention centres, {own_mode} start, {len(sets['clean'])} clean faces")
+    attention = {"init_mode": own_mode, "frequencies": frequencies.tolist(),
                  "max_share": frequencies.max(-1).tolist(), "top": top_landmarks(frequencies, scheme)}
     if "occluded" in sets:
-        occluded = main_robust["occluded"]
+        occluded = main_own["occluded"]
         flags = np.stack([r.visibility > 0 if r.visibility is not None else np.ones(scheme.num_points, bool)
                           for r in sets["occluded"]])
         occluded_frequencies = attention_frequencies(occluded["attention"], scheme.num_points)
         attention["occluded"] = {"frequencies": occluded_frequencies.tolist(),
                                  "max_share": occluded_frequencies.max(-1).tolist(),
                                  "visible_centre_share": visible_centre_share(occluded["attention"], flags)}
-    robust_per_face = stage_figures(clean, truth["clean"], scheme)["per_face_ip"]
-    pictures = _save_pictures(out_dir, main, sets["clean"], clean, robust_per_face, detected["clean"]["ip"],
+    own_per_face = stage_figures(clean, truth["clean"], scheme)["per_face_ip"]
+    pictures = _save_pictures(out_dir, main, sets["clean"], clean, own_per_face, detected["clean"]["ip"],
                               scheme, args.seed)
 
     study = {"data": args.data, "occluded_data": args.occluded_data, "model": args.model,
              "start_models": start_models, "scheme": scheme.name, "num_faces": len(sets["clean"]),
-             "input_size": size, "margin": margin, "steps": robust_per_face.shape[0] - 1, "seed": args.seed,
+             "input_size": size, "margin": margin, "steps": own_per_face.shape[0] - 1, "seed": args.seed,
              "box_protocol": f"gt (tight box of the ground-truth landmarks, model margin {margin:g})",
              "normalizers": {"ip": "inter-pupil", "io": "inter-ocular, outer eye corners"},
              "fr_normalizer": "ip", "units": "fractions (x100 for %)", "sets": {k: len(v) for k, v in sets.items()},

