@@ -218,8 +218,9 @@ class TrainingConfig:
         eta: discount of the attention reward over steps.
         heatmap_sigma: width of the target distribution, in heatmap cells.
         heatmap_weight, visibility_weight, refine_weight, attention_weight: loss weights.
-        refine_criterion: the per-coordinate loss of the refined shapes (logged as `refine_loss`): "smooth_l1" (quadratic below
-            0.02 D*, linear above) or "wing" (logarithmic below 0.1 D*: small errors weigh more).
+        refine_criterion: the per-coordinate loss of the refined shapes (logged as `refine_loss`):
+            "smooth_l1" (quadratic below 0.02 D*, linear above) or "wing" (logarithmic below 0.1 D*:
+            small errors weigh more).
         decode_weight: weight of the decoded detector shape S_d's smooth-L1 distance to the truth
             (`losses.decode_loss`), in the detector and joint stages; 0 leaves it out. It needs the
             model's `subpixel` or "global" decode: a plain argmax has no gradient.
