@@ -60,6 +60,7 @@ class RobustShapeInit(keras.layers.Layer):
                                           trainable=False, name="shape_mean")
         self.basis = self.add_weight(shape=(num_components, num_landmarks, 2), initializer="zeros",
                                      trainable=False, name="shape_basis")
+        self.built = True       # every weight exists from here on, whether or not the model calls the layer
 
     def set_bank(self, bank) -> None:
         """Loads a `ShapeBank` built by `rar_keras.models.shape_bank.build_shape_bank`."""

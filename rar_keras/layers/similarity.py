@@ -5,11 +5,14 @@ import tensorflow as tf
 EPSILON = 1e-6
 
 
+def _matrix(a_re, a_im):
+    """(..., 2, 2) M with [x, y] @ M = [a_re x - a_im y, a_im x + a_re y], the complex product a z."""
+    return tf.stack([tf.stack([a_re, a_im], -1), tf.stack([-a_im, a_re], -1)], -2)
+
+
 def transform(points, a_re, a_im, t):
     """Applies z -> a z + t to points (..., L, 2); a_re, a_im (...), t (..., 2)."""
-    x, y = points[..., 0], points[..., 1]
-    a_re, a_im = a_re[..., None], a_im[..., None]
-    return tf.stack([a_re * x - a_im * y, a_im * x + a_re * y], -1) + t[..., None, :]
+    return tf.matmul(points, _matrix(a_re, a_im)) + t[..., None, :]
 
 
 def from_two_points(src_p, src_q, dst_p, dst_q):
@@ -27,15 +30,16 @@ def weighted_fit(src, dst, weights):
     """Weighted least-squares similarity from src (..., L, 2) to dst (..., L, 2), weights (..., L)."""
     w = weights[..., None]
     total = tf.maximum(tf.reduce_sum(w, -2), EPSILON)                # (..., 1)
-    mean_src = tf.reduce_sum(w * src, -2) / total
-    mean_dst = tf.reduce_sum(w * dst, -2) / total
+    means = tf.reduce_sum(w * tf.concat([src, dst], -1), -2) / total  # (..., 4): src's mean, then dst's
+    mean_src, mean_dst = means[..., :2], means[..., 2:]
     s, d = src - mean_src[..., None, :], dst - mean_dst[..., None, :]
-    norm = tf.maximum(tf.reduce_sum(weights * tf.reduce_sum(tf.square(s), -1), -1), EPSILON)
-    a_re = tf.reduce_sum(weights * (s[..., 0] * d[..., 0] + s[..., 1] * d[..., 1]), -1) / norm
-    a_im = tf.reduce_sum(weights * (s[..., 0] * d[..., 1] - s[..., 1] * d[..., 0]), -1) / norm
-    t = mean_dst - tf.stack([a_re * mean_src[..., 0] - a_im * mean_src[..., 1],
-                             a_im * mean_src[..., 0] + a_re * mean_src[..., 1]], -1)
-    return a_re, a_im, t
+    weighted = w * s
+    # [[sum w sx dx, sum w sx dy], [sum w sy dx, sum w sy dy]]: a_re is its trace, a_im its antisymmetric part.
+    moments = tf.matmul(weighted, d, transpose_a=True)                 # (..., 2, 2)
+    norm = tf.maximum(tf.reduce_sum(weighted * s, [-2, -1]), EPSILON)
+    a_re = (moments[..., 0, 0] + moments[..., 1, 1]) / norm
+    a_im = (moments[..., 0, 1] - moments[..., 1, 0]) / norm
+    return a_re, a_im, mean_dst - tf.matmul(mean_src[..., None, :], _matrix(a_re, a_im))[..., 0, :]
 
 
 def inverse_transform(points, a_re, a_im, t):

@@ -19,6 +19,11 @@ DECODERS = ("transposed", "separable")
 DECODE_MODES = ("local", "global")      # HeatmapDecoder modes (kept free of TensorFlow here)
 STAGES = ("detector", "refiner", "joint")
 BACKBONE_INITS = ("", "imagenet")
+# Start-shape modes: `RobustShapeInit`'s (kept free of TensorFlow here), and "shape_fit"
+# (`HeatmapShapeFit`, a layer the model holds only when its config starts that way).
+SHAPE_FIT_MODE = "shape_fit"
+SHAPE_FIT_WEIGHTS = "shape_fit/"    # the layer path of its shape model's weights, derived from training shapes
+START_MODES = ("robust", "robust_blend", "detected", "mean", "random", SHAPE_FIT_MODE)
 REFINE_CRITERIA = ("smooth_l1", "wing")     # models.losses.refinement_loss kinds (kept free of TensorFlow here)
 # Every backbone encodes to stride 16 and decodes back through stride 8: the encoder's feature maps
 # line up with the decoder's only when the crop side is a multiple of this.
@@ -106,7 +111,12 @@ class RARConfig:
         decode: how S_d is read from the heatmaps: "local" (argmax and local expectation) or
             "global" (soft-argmax over the whole map; see `HeatmapDecoder`).
         decode_temperature: "global" decode: the softmax temperature (below 1 sharpens it).
-        init_mode: how inference picks the start shape S_0 (see `RobustShapeInit`).
+        init_mode: how inference picks the start shape S_0: one of `START_MODES` (see
+            `RobustShapeInit`; "shape_fit": `HeatmapShapeFit`).
+        shape_fit_components: "shape_fit": modes of its Gaussian shape model.
+        shape_fit_radii: "shape_fit": the kernel radius of each mean-shift round, in heatmap cells.
+        shape_fit_em_steps: "shape_fit": coefficient steps per round.
+        shape_fit_ridge: "shape_fit": the prior's point noise variance (shapes of unit RMS radius).
         landmark_offset: (x, y) added to every shape the model outputs, in units of the face box's
             longer side (the side that `margin` pads). A model trained on mirrored crops cannot learn
             an annotation convention that is not mirror-symmetric (points marked a fraction of a
@@ -147,6 +157,10 @@ class RARConfig:
     decode: str = "local"
     decode_temperature: float = 1.0
     init_mode: str = "robust"
+    shape_fit_components: int = 30
+    shape_fit_radii: tuple[float, ...] = (3.0, 2.0, 1.0)
+    shape_fit_em_steps: int = 3
+    shape_fit_ridge: float = 0.003
     landmark_offset: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self):
@@ -162,6 +176,8 @@ class RARConfig:
         if not self.decode_temperature > 0:
             raise ValueError(f"decode_temperature must be positive, got {self.decode_temperature!r}")
         _check_choice("backbone", self.backbone, BACKBONES)
+        _check_choice("init_mode", self.init_mode, START_MODES)
+        object.__setattr__(self, "shape_fit_radii", tuple(float(r) for r in self.shape_fit_radii))
         object.__setattr__(self, "landmark_offset", _check_offset(self.landmark_offset))
         if self.encoder_repeats:
             if self.efficientnet_variant is None:

@@ -11,11 +11,11 @@ import tensorflow as tf
 
 from datasets.schemes import get_scheme
 from rar_keras.backbones.factory import build_backbone
-from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, RobustShapeInit, VisibilityHead
+from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, HeatmapShapeFit, RobustShapeInit, VisibilityHead
 from rar_keras.layers.coordinates import shape_scale
 from rar_keras.models import graph_metrics, losses, teacher_view
-from rar_keras.models.config import STAGES, RARConfig, TrainingConfig
-from rar_keras.models.shape_bank import build_shape_bank
+from rar_keras.models.config import SHAPE_FIT_MODE, STAGES, RARConfig, TrainingConfig
+from rar_keras.models.shape_bank import build_gaussian_shape_model, build_shape_bank
 from rar_keras.presets import load_preset
 from rar_keras.training import distribute
 
@@ -31,7 +31,8 @@ class RARLandmarker(keras.Model):
     1. The backbone's conv8 heatmaps give the detected shape S_d (`HeatmapDecoder`).
     2. `VisibilityHead` scores each detected point: on the face, or hidden by an occluder.
     3. `RobustShapeInit` fits the shape model to S_d, weighted by visibility and by the fit's own
-       robust weights: the start S_0.
+       robust weights: the start S_0 (or, with `init_mode` "shape_fit", `HeatmapShapeFit` fits a
+       Gaussian shape model to the heatmaps themselves, weighted by visibility).
     4. `AttentiveRefiner` moves S_0 in T steps (A-LSTM attention, R-LSTM context, per-landmark
        updates from features finer than the heatmap).
 
@@ -73,6 +74,12 @@ class RARLandmarker(keras.Model):
                                               hidden_units=cfg.hidden_units)
         self.initializer = RobustShapeInit(num, cfg.bank_size, cfg.shape_components, iterations=cfg.fit_iterations,
                                            robust_scale=cfg.robust_scale)
+        # Only a model that starts from the heatmap shape fit holds its shape model (presets made
+        # before it keep their weight files).
+        self.shape_fit = (HeatmapShapeFit(num, cfg.shape_fit_components, stride=cfg.heatmap_stride,
+                                          radii=cfg.shape_fit_radii, em_steps=cfg.shape_fit_em_steps,
+                                          ridge=cfg.shape_fit_ridge)
+                          if SHAPE_FIT_MODE in (self.init_mode, cfg.init_mode) else None)
         self.refiner = AttentiveRefiner(num, steps=cfg.steps, lstm_units=cfg.lstm_units,
                                         channels=cfg.refine_channels, context_channels=cfg.context_channels,
                                         hidden_units=cfg.hidden_units, stride=cfg.heatmap_stride,
@@ -92,7 +99,15 @@ class RARLandmarker(keras.Model):
         """Builds the shape bank and basis from training landmarks in crop pixels, stores them; returns them."""
         bank = build_shape_bank(crop_landmarks, self.config.bank_size, self.config.shape_components, seed=seed)
         self.set_shape_bank(bank)
+        self.fit_shape_model(crop_landmarks)
         return bank
+
+    def fit_shape_model(self, landmarks: np.ndarray) -> None:
+        """Builds the heatmap shape fit's Gaussian shape model from training landmarks (N, L, 2) in
+        any pixels (a similarity-free model) and stores it; nothing when the model has no shape fit."""
+        if self.shape_fit is not None:
+            shape_model = build_gaussian_shape_model(landmarks, self.config.shape_fit_components)
+            self.shape_fit.set_shape_model(shape_model.mean, shape_model.basis, shape_model.variances)
 
     def compile(self, optimizer="adamw", training: TrainingConfig | None = None, **kwargs):
         """Keras `compile`, plus the `TrainingConfig` whose losses and stages `fit` uses."""
@@ -163,10 +178,21 @@ class RARLandmarker(keras.Model):
                             tf.stop_gradient(detected["visibility"]), training=training,
                             sample_attention=bool(training) and self.training_config.sample_attention)
 
+    def _start(self, detected, mode):
+        """The start shape S_0 (B, L, 2) of the refinement, by start mode."""
+        if mode == SHAPE_FIT_MODE:
+            if self.shape_fit is None:
+                raise ValueError(f"init mode {SHAPE_FIT_MODE!r} needs a model whose config starts that way "
+                                 f"(it holds the shape model); this one has init_mode {self.init_mode!r}")
+            return self.shape_fit(tf.stop_gradient(detected["probabilities"]), tf.stop_gradient(detected["detected"]),
+                                  tf.stop_gradient(detected["visibility"]))
+        start, _ = self.initializer(tf.stop_gradient(detected["detected"]), tf.stop_gradient(detected["visibility"]),
+                                    mode=mode)
+        return start
+
     def call(self, images, training=None, init_mode=None):
         detected = self._detect(images, training)
-        start, _ = self.initializer(tf.stop_gradient(detected["detected"]), tf.stop_gradient(detected["visibility"]),
-                                    mode=init_mode or self.init_mode)
+        start = self._start(detected, init_mode or self.init_mode)
         refined = self._refine(detected, start, training)
         steps, points = self._annotated(refined["shapes"]), self._annotated(detected["detected"])
         return {"landmarks": steps[:, -1], "steps": steps, "detected": points,
@@ -264,8 +290,7 @@ class RARLandmarker(keras.Model):
 
     def _forward_for_training(self, images, landmarks):
         detected = self._detect(images, training=True)
-        start, _ = self.initializer(tf.stop_gradient(detected["detected"]), tf.stop_gradient(detected["visibility"]),
-                                    mode=self.init_mode)
+        start = self._start(detected, self.init_mode)
         if self.stage == "detector":
             return detected, None, start
         start = self._training_starts(start, landmarks)
@@ -304,7 +329,7 @@ class RARLandmarker(keras.Model):
     def test_step(self, data):
         images, landmarks, visibility, rendered = _unpack(data)
         detected = self._detect(images, training=False)
-        start, _ = self.initializer(detected["detected"], detected["visibility"], mode=self.init_mode)
+        start = self._start(detected, self.init_mode)
         refined = self._refine(detected, start, training=False)
         loss_values = self._objective(detected, refined, landmarks, visibility,
                                       self._distillation_targets(images, rendered))

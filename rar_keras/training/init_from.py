@@ -9,6 +9,7 @@ import numpy as np
 from datasets.errors import DataError
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.model_spec import PRESET
+from rar_keras.models.config import SHAPE_FIT_WEIGHTS
 from rar_keras.presets.loader import WEIGHTS_FILE
 from rar_keras.utils.weight_paths import assign_by_path, weights_by_path
 
@@ -43,8 +44,9 @@ def left_out(model) -> Callable[[str], bool]:
 def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> int:
     """Copies `arrays` ({layer path: array}, from `spec`) into `model`; returns how many were copied.
 
-    The weights of encoder blocks that `model` leaves out (`encoder_repeats`) are skipped; every
-    other weight must match.
+    The weights of encoder blocks that `model` leaves out (`encoder_repeats`) are skipped, and so is
+    the heatmap shape fit's shape model (either side may lack it; training fits it from its own
+    faces); every other weight must match.
 
     Args:
         arrays: the source's weights.
@@ -61,6 +63,7 @@ def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> in
     skipped = left_out(model)
 
     def selected(path: str) -> bool:
-        return (not prefixes or path.startswith(prefixes)) and not skipped(path)
+        return ((not prefixes or path.startswith(prefixes)) and not skipped(path)
+                and not path.startswith(SHAPE_FIT_WEIGHTS))
 
     return assign_by_path(model, arrays, f"--init-from {spec}", select=selected)

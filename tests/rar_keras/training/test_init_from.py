@@ -93,3 +93,28 @@ def test_a_shallower_encoder_starts_from_the_blocks_it_keeps_of_a_deeper_model()
     # A deeper model cannot start from a shallower one: its extra blocks would have no weights.
     with pytest.raises(DataError, match="no value for weight backbone/stages/1/1/"):
         copy_weights({p: v for p, v in source.items() if p not in skipped}, deep, "shallow.keras")
+
+
+def test_the_shape_fit_s_shape_model_is_left_to_training_whichever_side_has_it():
+    from datasets.errors import DataError
+    from rar_keras.models.config import EXPERIMENTS
+    from rar_keras.models.rar_landmarker import RARLandmarker
+    from rar_keras.training.init_from import copy_weights
+    from rar_keras.utils.weight_paths import weights_by_path
+
+    tiny = EXPERIMENTS["tiny"].model
+    robust, fitted = RARLandmarker(tiny), RARLandmarker(tiny.replace(init_mode="shape_fit", shape_fit_components=4))
+    for model in (robust, fitted):
+        model.build_for_inference()
+    with_fit = {path: weight.numpy() + 1.0 for path, weight in weights_by_path(fitted).items()}
+    without = {path: array for path, array in with_fit.items() if not path.startswith("shape_fit/")}
+    assert len(without) == len(with_fit) - 3                     # its mean, basis and variances
+    assert copy_weights(with_fit, robust, "fitted.keras") == len(without)
+    fit_before = {path: weight.numpy().copy() for path, weight in weights_by_path(fitted).items()
+                  if path.startswith("shape_fit/")}
+    assert copy_weights(without, fitted, "robust.keras") == len(without)
+    for path, weight in weights_by_path(fitted).items():
+        expected = fit_before[path] if path.startswith("shape_fit/") else without[path]
+        np.testing.assert_array_equal(weight.numpy(), expected)
+    with pytest.raises(DataError, match="refiner/bogus"):
+        copy_weights({**with_fit, "refiner/bogus": np.zeros(1)}, robust, "fitted.keras")
