@@ -1,7 +1,8 @@
 """`python -m eval.study`: the RAR paper's comparison of start shapes, on clean and occluded faces.
 
 Rows: the conv8 argmax shape S_d alone, then the attentive refinement from each start: the mean
-shape, a random bank shape, S_d directly, and the robust start. As in the paper, each start has
+shape, a random bank shape, S_d directly, the robust start, and the heatmap shape fit when the main
+model (or a `--start-model shape_fit=...`) holds its shape model. As in the paper, each start has
 its own model when one is given (`--start-model MODE=MODEL`, e.g. a refiner trained from that
 start with the backbone frozen, see the README); otherwise the main `--model` runs with its start
 swapped at inference, and the table says so. For each row, NME (inter-pupil / outer eye corners)
@@ -59,6 +60,9 @@ DETECTED_ROW = "conv8 argmax alone"
 # (row name, RobustShapeInit mode), in the order of the table.
 INIT_ROWS = (("mean shape", "mean"), ("random bank shape", "random"), ("S_d directly", "detected"),
              ("robust (shape-model fit)", "robust"))
+# Only a model that holds its shape model runs this start: the row is there when the main model or a
+# --start-model for it does.
+SHAPE_FIT_ROW = ("heatmap shape fit", "shape_fit")
 # The paper's ablation (Xiao et al. 2016), NME ip % on 300-W full: a different test set, for orientation.
 PAPER_300W_FULL_IP = {DETECTED_ROW: 6.24, "mean": 5.26, "random": 5.22, "detected": 6.66, "robust": 4.94}
 FAILURE = 0.10
@@ -95,8 +99,14 @@ def _load_records(path: str, faces: Optional[int], scheme):
     return [dataclasses.replace(r, box=landmark_box(r.landmarks)) for r in records]
 
 
+def study_rows(main_has_shape_fit: bool, start_models) -> tuple:
+    """The (row name, start mode) pairs of the study: every row of `INIT_ROWS`, and the heatmap shape
+    fit's when some model given can run it."""
+    return INIT_ROWS + ((SHAPE_FIT_ROW,) if main_has_shape_fit or SHAPE_FIT_ROW[1] in start_models else ())
+
+
 def _start_models(specs: Sequence[str]) -> dict[str, str]:
-    modes = {mode for _, mode in INIT_ROWS}
+    modes = {mode for _, mode in INIT_ROWS + (SHAPE_FIT_ROW,)}
     chosen = {}
     for spec in specs:
         mode, sep, model = spec.partition("=")
@@ -285,13 +295,14 @@ def run_study(args) -> tuple[dict, str]:
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     landmarkers = {mode: _landmarker(spec) for mode, spec in start_models.items()}
+    init_rows = study_rows(getattr(main_model, "shape_fit", None) is not None, start_models)
 
-    runs = len(INIT_ROWS) * len(sets)
+    runs = len(init_rows) * len(sets)
     bar = tqdm(total=runs, desc="study", unit="run", file=sys.stderr, dynamic_ncols=True)
     truth = {name: np.stack([r.landmarks for r in records]).astype(np.float64) for name, records in sets.items()}
     outputs: dict[tuple[str, str], dict] = {}
     for name, records in sets.items():
-        for _, mode in INIT_ROWS:
+        for _, mode in init_rows:
             outputs[(name, mode)] = predict_steps(landmarkers.get(mode, main), records, mode, args.seed)
             bar.update(1)
     bar.close()
@@ -305,7 +316,7 @@ def run_study(args) -> tuple[dict, str]:
                 for name in sets},
              "paper_300w_full_nme_ip_percent": PAPER_300W_FULL_IP[DETECTED_ROW]}]
     per_face = {}
-    for row_name, mode in INIT_ROWS:
+    for row_name, mode in init_rows:
         row = {"name": row_name, "init_mode": mode, "model": start_models.get(mode, args.model),
                "model_note": "trained for this start" if mode in landmarkers
                else "main" if mode == own_mode else "main, start swapped",

@@ -23,7 +23,7 @@ from datasets.schemes import get_scheme
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.quality import QUALITY_FILE
 from rar_keras.presets import save_preset
-from rar_keras.models.config import SHAPE_FIT_WEIGHTS
+from rar_keras.models.config import SHAPE_FIT_MODE, SHAPE_FIT_WEIGHTS, START_MODES
 from rar_keras.presets.loader import TFLITE_FILE
 from rar_keras.utils.quiet import import_tensorflow
 
@@ -38,20 +38,22 @@ def main(argv=None) -> int:
     parser.add_argument("--shape-data", nargs="+", default=None, metavar="DATA",
                         help="training datasets for the shape model of --init-mode shape_fit")
     parser.add_argument("--val-fraction", type=float, default=0.05,
-                        help="--shape-data: the fraction held out for validation, as in training")
+                        help="--shape-data: the fraction held out for validation, as in training (0 for a run "
+                             "given --val-data)")
     parser.add_argument("--seed", type=int, default=0, help="--shape-data: the validation split's seed")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
     try:
-        import_tensorflow(args.verbose)
-        # TensorFlow loads only once the arguments are parsed.
-        from rar_keras.models.config import START_MODES
-
         if args.init_mode and args.init_mode not in START_MODES:
             raise DataError(f"--init-mode {args.init_mode!r}: expected one of {START_MODES}")
+        import_tensorflow(args.verbose)
         model = load_model(args.model)
-        shapes = shape_landmarks(args.shape_data, args.val_fraction, args.seed) if args.shape_data else None
         changes = parse_settings(args.set) | ({"init_mode": args.init_mode} if args.init_mode else {})
+        if args.shape_data and changes.get("init_mode", model.init_mode) != SHAPE_FIT_MODE:
+            raise DataError(f"--shape-data fits the shape model of --init-mode {SHAPE_FIT_MODE}; the preset would "
+                            f"start from {changes.get('init_mode', model.init_mode)!r}")
+        shapes = (shape_landmarks(args.shape_data, args.val_fraction, args.seed, model.config.scheme)
+                  if args.shape_data else None)
         if changes or shapes is not None:
             model = with_settings(model, changes, shapes)
         folder = save_preset(model, args.folder)
@@ -80,14 +82,20 @@ def parse_settings(items) -> dict:
     return settings
 
 
-def shape_landmarks(paths, val_fraction: float, seed: int) -> np.ndarray:
+def shape_landmarks(paths, val_fraction: float, seed: int, scheme_name: str) -> np.ndarray:
     """The training faces' landmarks (N, L, 2) of `paths`, with their mirrors, less the validation
-    split that training holds out."""
+    split that training holds out (`val_fraction` 0 keeps every face, as for a run given
+    `--val-data`); every face must be in the model's landmark scheme."""
     from rar_keras.training.trainer import load_faces, split_validation
 
+    scheme = get_scheme(scheme_name)
     train, _ = split_validation(load_faces(paths), val_fraction, seed)
+    wrong = [record for record in train if record.scheme not in ("", scheme.name)
+             or np.shape(record.landmarks) != (scheme.num_points, 2)]
+    if wrong:
+        raise DataError(f"--shape-data: {wrong[0].path} has {len(wrong[0].landmarks)} landmarks of scheme "
+                        f"{wrong[0].scheme!r}; the model's scheme {scheme.name!r} has {scheme.num_points}")
     shapes = np.stack([np.asarray(record.landmarks, np.float32) for record in train])
-    scheme = get_scheme(train[0].scheme)
     return np.concatenate([shapes, scheme.mirror_landmarks(shapes, 0.0)])
 
 
@@ -106,7 +114,6 @@ def with_settings(model, changes: dict, shapes=None):
     clone.build_for_inference()
     arrays = {path: weight.numpy() for path, weight in weights_by_path(model).items()}
     if clone.shape_fit is None or shapes is not None:
-        arrays = {path: array for path, array in arrays.items() if not path.startswith(SHAPE_FIT_WEIGHTS)}
         assign_by_path(clone, arrays, "the trained model", select=lambda path: not path.startswith(SHAPE_FIT_WEIGHTS))
         if clone.shape_fit is not None:
             clone.fit_shape_model(shapes)

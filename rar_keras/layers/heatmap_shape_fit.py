@@ -9,6 +9,9 @@ import tensorflow as tf
 from rar_keras.layers import similarity
 from rar_keras.layers.coordinates import cells_to_pixels
 
+MIN_MASS = 1e-12     # kernel-weighted probability below which a landmark's target is its current place
+WEIGHT_EPSILON = 1e-4   # added to every point weight of the similarity fits: zero weights everywhere stay defined
+
 
 @keras.saving.register_keras_serializable(package="rar_keras")
 class HeatmapShapeFit(keras.layers.Layer):
@@ -17,8 +20,9 @@ class HeatmapShapeFit(keras.layers.Layer):
     Regularised landmark mean-shift (Saragih, Lucey and Cohn, IJCV 2011). Each round, every
     landmark's target is the mean of its heatmap's probabilities weighted by a Gaussian kernel of
     radius `rho` around the current shape, so a landmark follows the part of its heatmap nearest
-    to where the shape puts it; the shape model is then fitted to the targets. The radii shrink
-    from round to round (coarse to fine), and the first round starts from `S_d`.
+    to where the shape puts it (a landmark with no probability mass under its kernel keeps its
+    place); the shape model is then fitted to the targets. The first round starts from `S_d`;
+    the default radii shrink from round to round (coarse to fine).
 
     The fit weighs each point by `w = min(1, visibility ** visibility_power + weight_floor)`.
     Each round maps the targets into the model's frame by the weighted Procrustes similarity
@@ -32,7 +36,7 @@ class HeatmapShapeFit(keras.layers.Layer):
     over from round to round.
 
     The shape model (mean, basis, variances) is a set of non-trainable weights saved with the
-    model (`rar_keras.models.shape_bank.build_gaussian_shape_model`).
+    model (`rar_keras.models.gaussian_shape_model.build_gaussian_shape_model`).
 
     Args:
         num_landmarks: L.
@@ -57,6 +61,9 @@ class HeatmapShapeFit(keras.layers.Layer):
         if em_steps < 1 or num_components < 1 or not ridge > 0:
             raise ValueError(f"em_steps and num_components must be >= 1 and ridge > 0, got {em_steps}, "
                              f"{num_components}, {ridge}")
+        if not (0.0 <= weight_floor <= 1.0 and visibility_power >= 0.0):
+            raise ValueError(f"weight_floor must be in [0, 1] and visibility_power >= 0, got {weight_floor}, "
+                             f"{visibility_power}")
         self.num_landmarks, self.num_components, self.stride = num_landmarks, num_components, stride
         self.radii, self.em_steps, self.ridge = tuple(float(r) for r in radii), int(em_steps), float(ridge)
         self.visibility_power, self.weight_floor = float(visibility_power), float(weight_floor)
@@ -87,12 +94,13 @@ class HeatmapShapeFit(keras.layers.Layer):
         kernel_y = tf.exp(scale * tf.square(ys - shape[..., 1:2]))               # (B, L, H)
         rows = tf.matmul(probabilities, tf.stack([kernel_x, kernel_x * xs], -1))  # (B, L, H, 2)
         mass = tf.reduce_sum(rows[..., 0] * kernel_y, -1)
-        mean_x = tf.reduce_sum(rows[..., 1] * kernel_y, -1)
-        mean_y = tf.reduce_sum(rows[..., 0] * kernel_y * ys, -1)
-        mass = tf.maximum(mass, 1e-12)
-        return tf.stack([mean_x / mass, mean_y / mass], -1)
+        moments = tf.stack([tf.reduce_sum(rows[..., 1] * kernel_y, -1), tf.reduce_sum(rows[..., 0] * kernel_y * ys, -1)],
+                           -1)
+        # A landmark whose kernel holds (next to) no probability keeps its place.
+        return (moments + MIN_MASS * shape) / (mass + MIN_MASS)[..., None]
 
     def point_weights(self, visibility):
+        """Each point's weight (B, L) in the fit, from its predicted visibility (B, L)."""
         return tf.minimum(tf.pow(tf.maximum(visibility, 0.0), self.visibility_power) + self.weight_floor, 1.0)
 
     def call(self, probabilities, start, visibility):
@@ -105,7 +113,8 @@ class HeatmapShapeFit(keras.layers.Layer):
         shape = start
         for radius in self.radii:
             targets = self.kernel_targets(probabilities, shape, radius)
-            a_re, a_im, t = similarity.weighted_fit(tf.reshape(model, tf.shape(targets)), targets, weights)
+            a_re, a_im, t = similarity.weighted_fit(tf.reshape(model, tf.shape(targets)), targets,
+                                                    weights + WEIGHT_EPSILON)
             local = tf.reshape(similarity.inverse_transform(targets, a_re, a_im, t), tf.shape(flat_weights))
             seen = flat_weights * local                      # the targets in the model's frame, weighted
             for _ in range(self.em_steps):
@@ -114,7 +123,7 @@ class HeatmapShapeFit(keras.layers.Layer):
                 model = flat_mean + tf.matmul(coefficients, basis)
             shape = similarity.transform(tf.reshape(model, tf.shape(targets)), a_re, a_im, t)
         model = tf.reshape(model, tf.shape(targets))
-        a_re, a_im, t = similarity.weighted_fit(model, targets, weights)
+        a_re, a_im, t = similarity.weighted_fit(model, targets, weights + WEIGHT_EPSILON)
         return similarity.transform(model, a_re, a_im, t)
 
     def get_config(self):

@@ -34,7 +34,7 @@ def weighted_fit(src, dst, weights):
     mean_src, mean_dst = means[..., :2], means[..., 2:]
     s, d = src - mean_src[..., None, :], dst - mean_dst[..., None, :]
     weighted = w * s
-    # [[sum w sx dx, sum w sx dy], [sum w sy dx, sum w sy dy]]: a_re is its trace, a_im its antisymmetric part.
+    # M = [[sum w sx dx, sum w sx dy], [sum w sy dx, sum w sy dy]]: a_re = M00 + M11, a_im = M01 - M10.
     moments = tf.matmul(weighted, d, transpose_a=True)                 # (..., 2, 2)
     norm = tf.maximum(tf.reduce_sum(weighted * s, [-2, -1]), EPSILON)
     a_re = (moments[..., 0, 0] + moments[..., 1, 1]) / norm

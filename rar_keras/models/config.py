@@ -178,6 +178,11 @@ class RARConfig:
         _check_choice("backbone", self.backbone, BACKBONES)
         _check_choice("init_mode", self.init_mode, START_MODES)
         object.__setattr__(self, "shape_fit_radii", tuple(float(r) for r in self.shape_fit_radii))
+        if not self.shape_fit_radii or min(self.shape_fit_radii) <= 0:
+            raise ValueError(f"shape_fit_radii must be positive heatmap cells, got {list(self.shape_fit_radii)}")
+        if self.shape_fit_components < 1 or self.shape_fit_em_steps < 1 or not self.shape_fit_ridge > 0:
+            raise ValueError(f"shape_fit_components and shape_fit_em_steps must be >= 1 and shape_fit_ridge > 0, got "
+                             f"{self.shape_fit_components}, {self.shape_fit_em_steps}, {self.shape_fit_ridge}")
         object.__setattr__(self, "landmark_offset", _check_offset(self.landmark_offset))
         if self.encoder_repeats:
             if self.efficientnet_variant is None:

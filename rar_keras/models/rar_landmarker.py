@@ -15,7 +15,8 @@ from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, HeatmapShapeFit, 
 from rar_keras.layers.coordinates import shape_scale
 from rar_keras.models import graph_metrics, losses, teacher_view
 from rar_keras.models.config import SHAPE_FIT_MODE, STAGES, RARConfig, TrainingConfig
-from rar_keras.models.shape_bank import build_gaussian_shape_model, build_shape_bank
+from rar_keras.models.gaussian_shape_model import build_gaussian_shape_model
+from rar_keras.models.shape_bank import build_shape_bank
 from rar_keras.presets import load_preset
 from rar_keras.training import distribute
 
@@ -48,7 +49,8 @@ class RARLandmarker(keras.Model):
 
     Args:
         config: a `RARConfig` (or its dict form, as stored by `get_config`).
-        init_mode: how S_0 is chosen (see `RobustShapeInit`); default: the config's.
+        init_mode: how S_0 is chosen, one of `config.START_MODES` (see `RobustShapeInit`; "shape_fit":
+            `HeatmapShapeFit`, whose layer the model then holds); default: the config's.
 
     Example:
         >>> experiment = EXPERIMENTS["w300_mobile"]
@@ -74,8 +76,8 @@ class RARLandmarker(keras.Model):
                                               hidden_units=cfg.hidden_units)
         self.initializer = RobustShapeInit(num, cfg.bank_size, cfg.shape_components, iterations=cfg.fit_iterations,
                                            robust_scale=cfg.robust_scale)
-        # Only a model that starts from the heatmap shape fit holds its shape model (presets made
-        # before it keep their weight files).
+        # Only a model that starts from the heatmap shape fit holds its shape model: a model with
+        # another start has no shape-fit weights.
         self.shape_fit = (HeatmapShapeFit(num, cfg.shape_fit_components, stride=cfg.heatmap_stride,
                                           radii=cfg.shape_fit_radii, em_steps=cfg.shape_fit_em_steps,
                                           ridge=cfg.shape_fit_ridge)
@@ -96,7 +98,8 @@ class RARLandmarker(keras.Model):
         self.initializer.set_bank(bank)
 
     def fit_shape_bank(self, crop_landmarks: np.ndarray, seed: int = 0):
-        """Builds the shape bank and basis from training landmarks in crop pixels, stores them; returns them."""
+        """Builds the shape bank and basis from training landmarks in crop pixels, and the heatmap shape
+        fit's shape model when the model has one (`fit_shape_model`); stores them; returns the bank."""
         bank = build_shape_bank(crop_landmarks, self.config.bank_size, self.config.shape_components, seed=seed)
         self.set_shape_bank(bank)
         self.fit_shape_model(crop_landmarks)
@@ -104,7 +107,8 @@ class RARLandmarker(keras.Model):
 
     def fit_shape_model(self, landmarks: np.ndarray) -> None:
         """Builds the heatmap shape fit's Gaussian shape model from training landmarks (N, L, 2) in
-        any pixels (a similarity-free model) and stores it; nothing when the model has no shape fit."""
+        any pixels (a similarity-free model) and stores it; nothing when the model has no shape fit.
+        More than `shape_fit_components` shapes are needed (a ValueError otherwise)."""
         if self.shape_fit is not None:
             shape_model = build_gaussian_shape_model(landmarks, self.config.shape_fit_components)
             self.shape_fit.set_shape_model(shape_model.mean, shape_model.basis, shape_model.variances)

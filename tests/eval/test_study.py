@@ -65,6 +65,15 @@ def test_study_agrees_with_the_evaluation_cli(study, assets, tmp_path):
         metrics["per_step"]["detected"]["nme_ip"], abs=1e-6)
 
 
+def test_the_shape_fit_row_is_there_when_a_model_can_run_it():
+    from eval.study import INIT_ROWS, SHAPE_FIT_ROW, study_rows
+
+    assert study_rows(False, {}) == INIT_ROWS
+    assert study_rows(True, {}) == INIT_ROWS + (SHAPE_FIT_ROW,)
+    assert study_rows(False, {"shape_fit": "fitted.keras"})[-1] == SHAPE_FIT_ROW
+    assert study_rows(False, {"mean": "mean.keras"}) == INIT_ROWS
+
+
 def test_study_user_errors(tmp_path):
     missing = _run("eval.study", "--data", tmp_path / "nowhere", "--model", PRESET, "--out", tmp_path / "out")
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr and "Traceback" not in missing.stderr

