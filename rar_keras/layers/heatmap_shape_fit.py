@@ -113,18 +113,18 @@ class HeatmapShapeFit(keras.layers.Layer):
         shape = start
         for radius in self.radii:
             targets = self.kernel_targets(probabilities, shape, radius)
-            a_re, a_im, t = similarity.weighted_fit(tf.reshape(model, tf.shape(targets)), targets,
-                                                    weights + WEIGHT_EPSILON)
-            local = tf.reshape(similarity.inverse_transform(targets, a_re, a_im, t), tf.shape(flat_weights))
+            a_re, a_im, t = similarity.weighted_fit_by_moments(tf.reshape(model, tf.shape(targets)), targets,
+                                                               weights + WEIGHT_EPSILON)
+            local = tf.reshape(similarity.inverse_transform(targets, a_re, a_im, t, by_matrix=True), tf.shape(flat_weights))
             seen = flat_weights * local                      # the targets in the model's frame, weighted
             for _ in range(self.em_steps):
                 coefficients = shrink * tf.matmul(seen + (1.0 - flat_weights) * model - flat_mean, basis,
                                                   transpose_b=True)
                 model = flat_mean + tf.matmul(coefficients, basis)
-            shape = similarity.transform(tf.reshape(model, tf.shape(targets)), a_re, a_im, t)
+            shape = similarity.transform_by_matrix(tf.reshape(model, tf.shape(targets)), a_re, a_im, t)
         model = tf.reshape(model, tf.shape(targets))
-        a_re, a_im, t = similarity.weighted_fit(model, targets, weights + WEIGHT_EPSILON)
-        return similarity.transform(model, a_re, a_im, t)
+        a_re, a_im, t = similarity.weighted_fit_by_moments(model, targets, weights + WEIGHT_EPSILON)
+        return similarity.transform_by_matrix(model, a_re, a_im, t)
 
     def get_config(self):
         return {**super().get_config(), "num_landmarks": self.num_landmarks, "num_components": self.num_components,

@@ -248,6 +248,22 @@ def test_similarity_inverse_undoes_the_transform():
     np.testing.assert_allclose(similarity.inverse_transform(moved, a_re, a_im, t).numpy(), points, atol=1e-4)
 
 
+def test_the_matrix_forms_of_the_similarity_equal_the_elementwise_ones():
+    rng = np.random.default_rng(1)
+    src = tf.constant(rng.normal(size=(3, 4, 10, 2)), tf.float32)
+    a_re, a_im = tf.constant(rng.normal(size=(3, 4)), tf.float32), tf.constant(rng.normal(size=(3, 4)), tf.float32)
+    shift = tf.constant(rng.normal(size=(3, 4, 2)), tf.float32)
+    np.testing.assert_allclose(similarity.transform_by_matrix(src, a_re, a_im, shift).numpy(),
+                               similarity.transform(src, a_re, a_im, shift).numpy(), atol=1e-5)
+    dst = similarity.transform(src, a_re, a_im, shift) + tf.constant(rng.normal(0, 0.1, size=(3, 4, 10, 2)), tf.float32)
+    weights = tf.constant(rng.uniform(size=(3, 4, 10)), tf.float32)
+    for by_moments, plain in zip(similarity.weighted_fit_by_moments(src, dst, weights),
+                                 similarity.weighted_fit(src, dst, weights)):
+        np.testing.assert_allclose(by_moments.numpy(), plain.numpy(), atol=1e-5)
+    np.testing.assert_allclose(similarity.inverse_transform(dst, a_re, a_im, shift, by_matrix=True).numpy(),
+                               similarity.inverse_transform(dst, a_re, a_im, shift).numpy(), atol=1e-4)
+
+
 def test_shape_basis_is_orthonormal_and_spans_the_training_shapes():
     rng = np.random.default_rng(0)
     shapes = _face_like_shapes(80, rng)
