@@ -22,8 +22,8 @@ from datasets.errors import DataError
 from datasets.schemes import get_scheme
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.quality import QUALITY_FILE
-from rar_keras.presets import save_preset
 from rar_keras.models.config import SHAPE_FIT_MODE, SHAPE_FIT_WEIGHTS, START_MODES
+from rar_keras.presets import save_preset
 from rar_keras.presets.loader import TFLITE_FILE
 from rar_keras.utils.quiet import import_tensorflow
 

@@ -111,9 +111,11 @@ class HeatmapShapeFit(keras.layers.Layer):
         flat_mean = tf.reshape(self.shape_mean, [-1])
         model = tf.broadcast_to(flat_mean[None], tf.shape(flat_weights))          # the mean shape, b = 0
         shape = start
-        for radius in self.radii:
+        for round_index, radius in enumerate(self.radii):
+            if round_index:          # the previous round's model shape, placed by that round's similarity
+                shape = similarity.transform_by_matrix(tf.reshape(model, tf.shape(start)), a_re, a_im, t)
             targets = self.kernel_targets(probabilities, shape, radius)
-            a_re, a_im, t = similarity.weighted_fit_by_moments(tf.reshape(model, tf.shape(targets)), targets,
+            a_re, a_im, t = similarity.weighted_fit_by_moments(tf.reshape(model, tf.shape(start)), targets,
                                                                weights + WEIGHT_EPSILON)
             local = tf.reshape(similarity.inverse_transform(targets, a_re, a_im, t, by_matrix=True), tf.shape(flat_weights))
             seen = flat_weights * local                      # the targets in the model's frame, weighted
@@ -121,8 +123,7 @@ class HeatmapShapeFit(keras.layers.Layer):
                 coefficients = shrink * tf.matmul(seen + (1.0 - flat_weights) * model - flat_mean, basis,
                                                   transpose_b=True)
                 model = flat_mean + tf.matmul(coefficients, basis)
-            shape = similarity.transform_by_matrix(tf.reshape(model, tf.shape(targets)), a_re, a_im, t)
-        model = tf.reshape(model, tf.shape(targets))
+        model = tf.reshape(model, tf.shape(start))
         a_re, a_im, t = similarity.weighted_fit_by_moments(model, targets, weights + WEIGHT_EPSILON)
         return similarity.transform_by_matrix(model, a_re, a_im, t)
 
