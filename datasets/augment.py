@@ -197,10 +197,30 @@ def add_occluders(images: tf.Tensor, points: tf.Tensor, seed, config: AugmentCon
         images with occluders, and (B, L) bool: landmark covered by an occluder.
     """
     photos = tf.roll(images, 1, axis=0)        # another face's pixels for every face
-    images, hidden = _paint_occluder(images, photos, points, seed, config, config.occluder_prob)
+    images, hidden, _ = _paint_occluder(images, photos, points, seed, config, config.occluder_prob)
     second = tf.random.experimental.stateless_fold_in(seed, SALT_SECOND)
-    images, hidden_second = _paint_occluder(images, photos, points, second, config, config.second_occluder_prob)
+    images, hidden_second, _ = _paint_occluder(images, photos, points, second, config, config.second_occluder_prob)
     return images, tf.logical_or(hidden, hidden_second)
+
+
+def paint_occluders(images: tf.Tensor, seed, config: AugmentConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """The occluders of `add_occluders` (same draws for the same seed), with the pixels they cover.
+
+    Args:
+        images: (B, S, S, 3) float32 0..255.
+        seed: stateless seed (2,).
+        config: the augmentation parameters.
+
+    Returns:
+        images with occluders, and (B, S, S) bool: the pixels an occluder covers (the target of the
+        occluder mask head, `rar_keras.training.occluder_mask`).
+    """
+    no_points = tf.zeros([tf.shape(images)[0], 0, 2])
+    photos = tf.roll(images, 1, axis=0)
+    images, _, mask = _paint_occluder(images, photos, no_points, seed, config, config.occluder_prob)
+    second = tf.random.experimental.stateless_fold_in(seed, SALT_SECOND)
+    images, _, mask_second = _paint_occluder(images, photos, no_points, second, config, config.second_occluder_prob)
+    return images, tf.logical_or(mask, mask_second)[..., 0]
 
 
 def _paint_occluder(images, photos, points, seed, config: AugmentConfig, probability: float):
@@ -217,4 +237,4 @@ def _paint_occluder(images, photos, points, seed, config: AugmentConfig, probabi
     use_photo = _uniform(seed, SALT_PHOTO, [batch]) < config.photo_prob
     fill = tf.where(use_photo[:, None, None, None], photo, tf.where(noisy[:, None, None, None], noise, colour))
     hidden = inside_occluder(points[..., 0], points[..., 1], occluder)
-    return tf.where(mask, fill, images), hidden
+    return tf.where(mask, fill, images), hidden, mask

@@ -4,7 +4,9 @@ Each face gets one occluder, and a second one with probability --second (default
 occluder covers 20-45 % of the face's landmark box (--area), is a rectangle or an ellipse, sits
 with its centre inside the landmark box, and is filled with a patch of another photo of the set
 (half of them: real occluders look like photos), a flat colour or noise. A landmark under an
-occluder is flagged occluded. Seeded: the same --seed gives the same copy.
+occluder is flagged occluded. Seeded: the same --seed gives the same copy. `--fill photo|flat|noise` fills every
+occluder one way, to measure a model against one kind of occluder (the default `mixed` draws the
+kind per occluder as above).
 
     python -m eval.occlude --data $RAR_KERAS_DATA/300w/helen/testset --out occluded/helen
 
@@ -37,6 +39,7 @@ EXIT_USER_ERROR = 2
 DEFAULT_AREA = (0.20, 0.45)         # of the landmark box, per occluder
 ASPECT_RANGE = (0.5, 2.0)           # width / height, log-uniform
 FILLS = ("photo", "photo", "flat", "noise")   # half photo patches
+FILL_CHOICES = {"mixed": FILLS, "photo": ("photo",), "flat": ("flat",), "noise": ("noise",)}
 V_VISIBLE, V_OCCLUDED = 2, 1
 PATCH_SOURCE_SIDE = 384             # photos kept this small in memory as patch sources
 
@@ -57,9 +60,13 @@ def occluder_mask(shape: tuple[int, int], box: np.ndarray, rng: np.random.Genera
     return (dx * dx + dy * dy <= 1.0) if ellipse else ((np.abs(dx) <= 1.0) & (np.abs(dy) <= 1.0))
 
 
-def fill_pixels(image: np.ndarray, mask: np.ndarray, others: Sequence[np.ndarray], rng: np.random.Generator) -> str:
-    """Paints `mask` of `image` in place with a photo patch, a flat colour or noise; returns which."""
-    kind = FILLS[rng.integers(len(FILLS))] if others else FILLS[2 + rng.integers(2)]
+def fill_pixels(image: np.ndarray, mask: np.ndarray, others: Sequence[np.ndarray], rng: np.random.Generator,
+                fills: Sequence[str] = FILLS) -> str:
+    """Paints `mask` of `image` in place with a photo patch, a flat colour or noise, drawn from
+    `fills` (a photo needs `others`: without them a flat colour or noise); returns which."""
+    if not others:
+        fills = tuple(kind for kind in fills if kind != "photo") or FILLS[2:]
+    kind = fills[rng.integers(len(fills))]
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return kind
@@ -81,14 +88,16 @@ def fill_pixels(image: np.ndarray, mask: np.ndarray, others: Sequence[np.ndarray
 
 
 def occlude_face(image: np.ndarray, landmarks: np.ndarray, others: Sequence[np.ndarray], rng: np.random.Generator,
-                 area_range=DEFAULT_AREA, second: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """(occluded copy of `image`, (L,) bool visible) for one face."""
+                 area_range=DEFAULT_AREA, second: float = 0.5, fills: Sequence[str] = FILLS
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(occluded copy of `image`, (L,) bool visible) for one face; each occluder filled with a kind
+    drawn from `fills`."""
     out = np.array(image, copy=True)
     box = landmark_box(landmarks)
     visible = np.ones(len(landmarks), bool)
     for _ in range(1 + int(rng.random() < second)):
         mask = occluder_mask(out.shape[:2], box, rng, area_range)
-        fill_pixels(out, mask, others, rng)
+        fill_pixels(out, mask, others, rng, fills)
         cols = np.clip(np.round(landmarks[:, 0]).astype(int), 0, out.shape[1] - 1)
         rows = np.clip(np.round(landmarks[:, 1]).astype(int), 0, out.shape[0] - 1)
         visible &= ~mask[rows, cols]
@@ -96,8 +105,13 @@ def occlude_face(image: np.ndarray, landmarks: np.ndarray, others: Sequence[np.n
 
 
 def write_occluded_copy(records, out: pathlib.Path, seed: int = 0, area_range=DEFAULT_AREA,
-                        second: float = 0.5, progress=lambda items, **_: items) -> dict:
-    """Writes the occluded copy (images + COCO JSON); returns counts."""
+                        second: float = 0.5, progress=lambda items, **_: items, fill: str = "mixed") -> dict:
+    """Writes the occluded copy (images + COCO JSON); returns counts. `fill` is a key of
+    `FILL_CHOICES`."""
+    if fill not in FILL_CHOICES:
+        raise DataError(f"fill {fill!r}: expected one of {', '.join(FILL_CHOICES)}")
+    if fill == "photo" and len(records) < 2:
+        raise DataError("--fill photo takes its patches from the other photos of --data; it needs two faces or more")
     rng = np.random.default_rng(seed)
     images_dir = out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +121,8 @@ def write_occluded_copy(records, out: pathlib.Path, seed: int = 0, area_range=DE
     occluded_points, names = 0, set()
     for index, record in enumerate(progress(records, desc="occluding", unit="face")):
         others = patches[:index] + patches[index + 1:]
-        image, visible = occlude_face(record.image, record.landmarks, others, rng, area_range, second)
+        image, visible = occlude_face(record.image, record.landmarks, others, rng, area_range, second,
+                                      FILL_CHOICES[fill])
         name = _unique(pathlib.Path(record.path).stem, names) + ".png"
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
@@ -152,6 +167,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--area", type=float, nargs=2, default=DEFAULT_AREA, metavar=("MIN", "MAX"),
                         help="occluder area as a fraction of the landmark box")
     parser.add_argument("--second", type=float, default=0.5, help="probability of a second occluder")
+    parser.add_argument("--fill", choices=sorted(FILL_CHOICES), default="mixed",
+                        help="what fills the occluders: mixed (half photo patches, a quarter flat colours, a quarter "
+                             "noise) or one kind only")
     args = parser.parse_args(argv)
     try:
         if not os.path.exists(args.data):
@@ -164,7 +182,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not records:
             raise DataError(f"--data {args.data}: no annotated faces found")
         counts = write_occluded_copy(records, pathlib.Path(args.out), args.seed, tuple(args.area), args.second,
-                                     progress=lambda items, **kw: tqdm(items, file=sys.stderr, **kw))
+                                     progress=lambda items, **kw: tqdm(items, file=sys.stderr, **kw),
+                                     fill=args.fill)
     except (DataError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -22,7 +22,7 @@ from datasets.errors import DataError
 from datasets.schemes import get_scheme
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.quality import QUALITY_FILE
-from rar_keras.models.config import SHAPE_FIT_MODE, SHAPE_FIT_WEIGHTS, START_MODES
+from rar_keras.models.config import OCCLUDER_MASK_WEIGHTS, SHAPE_FIT_MODE, SHAPE_FIT_WEIGHTS, START_MODES
 from rar_keras.presets import save_preset
 from rar_keras.presets.loader import TFLITE_FILE
 from rar_keras.utils.quiet import import_tensorflow
@@ -99,10 +99,12 @@ def shape_landmarks(paths, val_fraction: float, seed: int, scheme_name: str) -> 
     return np.concatenate([shapes, scheme.mirror_landmarks(shapes, 0.0)])
 
 
-def with_settings(model, changes: dict, shapes=None):
+def with_settings(model, changes: dict, shapes=None, new_occluder_mask: bool = False):
     """A copy of `model` whose config has `changes`, with the same weights (a DataError if they no
     longer fit). A start by the heatmap shape fit gets its shape model from `shapes` (N, L, 2)
-    training landmarks, or keeps `model`'s own."""
+    training landmarks, or keeps `model`'s own. An occluder mask head is kept when `model` has one;
+    a copy that asks for one `model` lacks is refused unless `new_occluder_mask` (the head is then
+    left untrained, for `tools.fit_occluder_mask`)."""
     try:
         config = model.config.replace(**changes)
     except (TypeError, ValueError) as error:
@@ -113,12 +115,22 @@ def with_settings(model, changes: dict, shapes=None):
     clone = type(model)(config)
     clone.build_for_inference()
     arrays = {path: weight.numpy() for path, weight in weights_by_path(model).items()}
+    has_head = any(path.startswith(OCCLUDER_MASK_WEIGHTS) for path in arrays)
+    if clone.occluder_mask is not None and not has_head and not new_occluder_mask:
+        raise DataError("occluder_mask=true: the model holds no trained occluder mask head; train one with "
+                        "python -m tools.fit_occluder_mask")
+    copy_head = clone.occluder_mask is not None and has_head
+
+    def kept(path: str) -> bool:
+        return copy_head or not path.startswith(OCCLUDER_MASK_WEIGHTS)
+
     if clone.shape_fit is None or shapes is not None:
-        assign_by_path(clone, arrays, "the trained model", select=lambda path: not path.startswith(SHAPE_FIT_WEIGHTS))
+        assign_by_path(clone, arrays, "the trained model",
+                       select=lambda path: kept(path) and not path.startswith(SHAPE_FIT_WEIGHTS))
         if clone.shape_fit is not None:
             clone.fit_shape_model(shapes)
     elif any(path.startswith(SHAPE_FIT_WEIGHTS) for path in arrays):
-        assign_by_path(clone, arrays, "the trained model")
+        assign_by_path(clone, arrays, "the trained model", select=kept)
     else:
         raise DataError("--init-mode shape_fit: the model holds no shape model yet; give its training faces "
                         "with --shape-data DATA...")

@@ -23,6 +23,7 @@ BACKBONE_INITS = ("", "imagenet")
 # (`HeatmapShapeFit`, a layer the model holds only when its config starts that way).
 SHAPE_FIT_MODE = "shape_fit"
 SHAPE_FIT_WEIGHTS = "shape_fit/"    # the layer path of its shape model's weights, derived from training shapes
+OCCLUDER_MASK_WEIGHTS = "occluder_mask/"   # the layer path of the occluder mask head (`tools.fit_occluder_mask`)
 START_MODES = ("robust", "robust_blend", "detected", "mean", "random", SHAPE_FIT_MODE)
 REFINE_CRITERIA = ("smooth_l1", "wing")     # models.losses.refinement_loss kinds (kept free of TensorFlow here)
 # Every backbone encodes to stride 16 and decodes back through stride 8: the encoder's feature maps
@@ -117,6 +118,12 @@ class RARConfig:
         shape_fit_radii: "shape_fit": the kernel radius of each mean-shift round, in heatmap cells.
         shape_fit_em_steps: "shape_fit": coefficient steps per round.
         shape_fit_ridge: "shape_fit": the prior's point noise variance (shapes of unit RMS radius).
+        occluder_mask: the model holds an `OccluderMaskHead` and runs twice: the detector's first
+            pass finds where occluders cover the crop, that region is painted grey, and the whole
+            pipeline runs on the painted crop (`python -m tools.fit_occluder_mask` trains the head).
+        occluder_mask_channels: the head's width.
+        occluder_mask_threshold: the probability above which a crop pixel is painted over.
+        occluder_mask_fill: the grey level (0..255) painted over it.
         landmark_offset: (x, y) added to every shape the model outputs, in units of the face box's
             longer side (the side that `margin` pads). A model trained on mirrored crops cannot learn
             an annotation convention that is not mirror-symmetric (points marked a fraction of a
@@ -161,6 +168,10 @@ class RARConfig:
     shape_fit_radii: tuple[float, ...] = (3.0, 2.0, 1.0)
     shape_fit_em_steps: int = 3
     shape_fit_ridge: float = 0.003
+    occluder_mask: bool = False
+    occluder_mask_channels: int = 32
+    occluder_mask_threshold: float = 0.5
+    occluder_mask_fill: float = 128.0
     landmark_offset: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self):
@@ -183,6 +194,13 @@ class RARConfig:
         if self.shape_fit_components < 1 or self.shape_fit_em_steps < 1 or not self.shape_fit_ridge > 0:
             raise ValueError(f"shape_fit_components and shape_fit_em_steps must be >= 1 and shape_fit_ridge > 0, got "
                              f"{self.shape_fit_components}, {self.shape_fit_em_steps}, {self.shape_fit_ridge}")
+        if not isinstance(self.occluder_mask, bool):
+            raise ValueError(f"occluder_mask must be true or false, got {self.occluder_mask!r}")
+        if (self.occluder_mask_channels < 1 or not 0.0 < self.occluder_mask_threshold < 1.0
+                or not 0.0 <= self.occluder_mask_fill <= 255.0):
+            raise ValueError(f"occluder_mask_channels must be >= 1, occluder_mask_threshold in (0, 1) and "
+                             f"occluder_mask_fill in 0..255, got {self.occluder_mask_channels}, "
+                             f"{self.occluder_mask_threshold}, {self.occluder_mask_fill}")
         object.__setattr__(self, "landmark_offset", _check_offset(self.landmark_offset))
         if self.encoder_repeats:
             if self.efficientnet_variant is None:

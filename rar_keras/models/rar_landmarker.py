@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from datasets.schemes import get_scheme
 from rar_keras.backbones.factory import build_backbone
-from rar_keras.layers import AttentiveRefiner, HeatmapDecoder, HeatmapShapeFit, RobustShapeInit, VisibilityHead
+from rar_keras.layers import (AttentiveRefiner, HeatmapDecoder, HeatmapShapeFit, OccluderMaskHead, RobustShapeInit,
+                              VisibilityHead)
 from rar_keras.layers.coordinates import shape_scale
 from rar_keras.models import graph_metrics, losses, teacher_view
 from rar_keras.models.config import SHAPE_FIT_MODE, STAGES, RARConfig, TrainingConfig
@@ -37,11 +38,16 @@ class RARLandmarker(keras.Model):
     4. `AttentiveRefiner` moves S_0 in T steps (A-LSTM attention, R-LSTM context, per-landmark
        updates from features finer than the heatmap).
 
+    With the config's `occluder_mask`, an `OccluderMaskHead` reads the first pass's features, the
+    region it finds covered by occluders is painted grey, and steps 1-4 run again on the painted
+    crop; "detected" stays the first pass's S_d (the detector on the crop as given).
+
     Outputs a dict: "landmarks" (B, L, 2) final shape in crop pixels; "steps" (B, T+1, L, 2)
     from S_0 to S_T; "detected" (B, L, 2) S_d; "confidence" (B, L) its peak probabilities;
     "visibility" (B, L) probability that each landmark is visible; "attention" (B, T) attention
-    centres; "attention_logits" (B, T, L); "heatmaps" (B, h, w, L) conv8 logits. "landmarks",
-    "steps" and "detected" include the config's `landmark_offset`.
+    centres; "attention_logits" (B, T, L); "heatmaps" (B, h, w, L) conv8 logits; with an occluder
+    mask head, "occluder_mask" (B, h, w) the probability that an occluder covers each heatmap
+    cell. "landmarks", "steps" and "detected" include the config's `landmark_offset`.
 
     How it trains (loss weights, stages, start shapes, attention sampling) comes from the
     `TrainingConfig` given to `compile`; `set_teacher` adds a trained model whose heatmaps the
@@ -82,6 +88,11 @@ class RARLandmarker(keras.Model):
                                           radii=cfg.shape_fit_radii, em_steps=cfg.shape_fit_em_steps,
                                           ridge=cfg.shape_fit_ridge)
                           if SHAPE_FIT_MODE in (self.init_mode, cfg.init_mode) else None)
+        # Only a model whose config asks for it holds the occluder mask head (older weight files load).
+        self.occluder_mask = (OccluderMaskHead(cfg.occluder_mask_channels, stride=cfg.heatmap_stride,
+                                               fine_stride=self.backbone.fine_stride, fill=cfg.occluder_mask_fill,
+                                               threshold=cfg.occluder_mask_threshold)
+                              if cfg.occluder_mask else None)
         self.refiner = AttentiveRefiner(num, steps=cfg.steps, lstm_units=cfg.lstm_units,
                                         channels=cfg.refine_channels, context_channels=cfg.context_channels,
                                         hidden_units=cfg.hidden_units, stride=cfg.heatmap_stride,
@@ -127,7 +138,7 @@ class RARLandmarker(keras.Model):
         self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]),
                      training=TrainingConfig.from_dict(config["training"]))
         if self.built:   # the optimizer's slots, so that a saved optimizer state loads into them
-            self.optimizer.build(self.trainable_variables)
+            self.optimizer.build(self._fit_variables())
 
     def set_teacher(self, teacher: "RARLandmarker | Sequence[RARLandmarker] | None") -> None:
         """Trained models of the same scheme whose conv8 heatmaps the detector learns to match in
@@ -195,14 +206,29 @@ class RARLandmarker(keras.Model):
         return start
 
     def call(self, images, training=None, init_mode=None):
-        detected = self._detect(images, training)
+        first = detected = self._detect(images, training)
+        mask_logits = None
+        if self.occluder_mask is not None:
+            mask_logits = self.occluder_mask(first["features"], first["fine_features"])
+            detected = self._detect(self.occluder_mask.paint(tf.cast(images, tf.float32), mask_logits), training)
         start = self._start(detected, init_mode or self.init_mode)
         refined = self._refine(detected, start, training)
-        steps, points = self._annotated(refined["shapes"]), self._annotated(detected["detected"])
-        return {"landmarks": steps[:, -1], "steps": steps, "detected": points,
-                "confidence": detected["confidence"], "visibility": detected["visibility"],
-                "attention": refined["centres"], "attention_logits": refined["logits"],
-                "heatmaps": detected["heatmaps"]}
+        steps, points = self._annotated(refined["shapes"]), self._annotated(first["detected"])
+        outputs = {"landmarks": steps[:, -1], "steps": steps, "detected": points,
+                   "confidence": detected["confidence"], "visibility": detected["visibility"],
+                   "attention": refined["centres"], "attention_logits": refined["logits"],
+                   "heatmaps": detected["heatmaps"]}
+        if mask_logits is not None:
+            outputs["occluder_mask"] = tf.sigmoid(mask_logits[..., 0])
+        return outputs
+
+    def occluder_mask_logits(self, images):
+        """(B, h, w, 1) logits of the occluder mask head on `images` (no gradient into the rest of the
+        model): what `tools.fit_occluder_mask` trains."""
+        if self.occluder_mask is None:
+            raise ValueError("this model has no occluder mask head (its config's occluder_mask is false)")
+        encoded = self.backbone(tf.cast(images, tf.float32), training=False)
+        return self.occluder_mask(tf.stop_gradient(encoded["features"]), tf.stop_gradient(encoded["fine_features"]))
 
     def _annotated(self, shapes):
         """`shapes` (..., L, 2) in crop pixels moved by the config's `landmark_offset` into the training
@@ -290,7 +316,13 @@ class RARLandmarker(keras.Model):
             return self.backbone.trainable_variables + self.visibility_head.trainable_variables
         if self.stage == "refiner":
             return self.refiner.trainable_variables + self.visibility_head.trainable_variables
-        return self.trainable_variables
+        return self._fit_variables()
+
+    def _fit_variables(self):
+        """Every variable `fit` may train: all but the occluder mask head's (`fit` trains the
+        single-pass pipeline; `rar_keras.training.occluder_mask` trains the head)."""
+        mask = {id(v) for v in self.occluder_mask.trainable_variables} if self.occluder_mask is not None else set()
+        return [v for v in self.trainable_variables if id(v) not in mask]
 
     def _forward_for_training(self, images, landmarks):
         detected = self._detect(images, training=True)
@@ -356,7 +388,7 @@ class RARLandmarker(keras.Model):
     def build_for_training(self) -> None:
         """Builds the model and its optimizer's slots for every variable (before `fit`, or distributed)."""
         self.build_for_inference()
-        self.optimizer.build(self.trainable_variables)
+        self.optimizer.build(self._fit_variables())
 
     @classmethod
     def from_preset(cls, name: str) -> "RARLandmarker":

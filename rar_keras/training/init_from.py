@@ -9,7 +9,7 @@ import numpy as np
 from datasets.errors import DataError
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.model_spec import PRESET
-from rar_keras.models.config import SHAPE_FIT_WEIGHTS
+from rar_keras.models.config import OCCLUDER_MASK_WEIGHTS, SHAPE_FIT_WEIGHTS
 from rar_keras.presets.loader import WEIGHTS_FILE
 from rar_keras.utils.weight_paths import assign_by_path, weights_by_path
 
@@ -44,9 +44,10 @@ def left_out(model) -> Callable[[str], bool]:
 def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> int:
     """Copies `arrays` ({layer path: array}, from `spec`) into `model`; returns how many were copied.
 
-    The weights of encoder blocks that `model` leaves out (`encoder_repeats`) are skipped, and so is
+    The weights of encoder blocks that `model` leaves out (`encoder_repeats`) are skipped, and so are
     the heatmap shape fit's shape model (either side may lack it; training fits it from its own
-    faces); every other weight must match.
+    faces) and the occluder mask head (a training run has none: `tools.fit_occluder_mask` trains it
+    on the finished model); every other weight must match.
 
     Args:
         arrays: the source's weights.
@@ -64,6 +65,6 @@ def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> in
 
     def selected(path: str) -> bool:
         return ((not prefixes or path.startswith(prefixes)) and not skipped(path)
-                and not path.startswith(SHAPE_FIT_WEIGHTS))
+                and not path.startswith((SHAPE_FIT_WEIGHTS, OCCLUDER_MASK_WEIGHTS)))
 
     return assign_by_path(model, arrays, f"--init-from {spec}", select=selected)

