@@ -60,9 +60,6 @@ def main(argv=None) -> int:
             experiment = get_experiment(args.config).override(args.set)
         except ValueError as error:
             raise DataError(str(error)) from None
-        if experiment.model.occluder_mask:
-            raise DataError("--set occluder_mask=true: training runs the single-pass model; train the occluder "
-                            "mask head on the finished model with python -m tools.fit_occluder_mask")
         train(TrainingRun(experiment=experiment, data=args.data, out=args.out, epochs=args.epochs,
                           val_data=args.val_data, val_fraction=args.val_fraction, max_steps=args.max_steps,
                           cpu_replicas=args.cpu_replicas, deterministic=args.deterministic,

@@ -17,6 +17,9 @@ The last figure is the error that the grid and the decode add to single-peaked h
 model's width. Tails and second peaks of real heatmaps pull a soft-argmax further, and a different
 network (finer heatmaps, an offset head) might also place its mass better: the figure bounds neither.
 
+A model with an occluder mask and a second pass (`w300_base`, `w300_large`) is measured in one pass,
+without the mask, so that `S_d`, its heatmaps and the output come from the same crop.
+
 `--time` also times the model's decode alone, on its own grid and on one twice as fine (what
 stride-2 heatmaps would decode), each converted to a float LiteRT file and run at one thread, the
 two alternating in blocks; it prints the median time per decode.
@@ -97,8 +100,13 @@ def crops_and_truth(path: str, size: int, margin: float, limit: int, scheme: str
 
 
 def measure(model, crops: np.ndarray, truth: np.ndarray, scheme) -> dict:
-    """The figures for one model on its crops (see the module docstring), a batch at a time."""
+    """The figures for one model on its crops (see the module docstring), a batch at a time. A model
+    with an occluder mask is measured without it: its `S_d` and heatmaps then come from one pass."""
     from rar_keras.layers.coordinates import pixels_to_cells
+    from rar_keras.make_preset import with_settings
+
+    if getattr(model, "occluder_mask", None) is not None:
+        model = with_settings(model, {"occluder_mask": False})
 
     stride = model.config.heatmap_stride
     norms = normalizer(truth, scheme, "ip")

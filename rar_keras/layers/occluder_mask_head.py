@@ -47,7 +47,7 @@ class OccluderMaskHead(keras.layers.Layer):
                              for index, rate in enumerate((1, 2, 4))]
         self.score = layers.Conv2D(1, 1, name="score")
 
-    def build(self, features_shape, fine_features_shape=None):
+    def build(self, features_shape, fine_features_shape):
         channels = int(features_shape[-1]) + int(fine_features_shape[-1])
         shape = (None, None, None, channels)
         for convolution in self.convolutions:

@@ -38,12 +38,14 @@ class RARLandmarker(keras.Model):
     4. `AttentiveRefiner` moves S_0 in T steps (A-LSTM attention, R-LSTM context, per-landmark
        updates from features finer than the heatmap).
 
-    With the config's `occluder_mask`, an `OccluderMaskHead` reads the first pass's features, the
-    region it finds covered by occluders is painted grey, and steps 1-4 run again on the painted
-    crop; "detected" stays the first pass's S_d (the detector on the crop as given).
+    With the config's `occluder_mask`, an `OccluderMaskHead` reads the features of a first pass of
+    steps 1-2, the region it finds covered by occluders is painted grey, and steps 1-4 run on the
+    painted crop. "detected" is the first pass's S_d (the detector on the crop as given); every
+    other output comes from the painted crop. `fit` trains, and `evaluate` and `fit`'s validation
+    score, the single pass; the head is frozen there (`rar_keras.training.occluder_mask` trains it).
 
     Outputs a dict: "landmarks" (B, L, 2) final shape in crop pixels; "steps" (B, T+1, L, 2)
-    from S_0 to S_T; "detected" (B, L, 2) S_d; "confidence" (B, L) its peak probabilities;
+    from S_0 to S_T; "detected" (B, L, 2) S_d; "confidence" (B, L) the heatmaps' peak probabilities;
     "visibility" (B, L) probability that each landmark is visible; "attention" (B, T) attention
     centres; "attention_logits" (B, T, L); "heatmaps" (B, h, w, L) conv8 logits; with an occluder
     mask head, "occluder_mask" (B, h, w) the probability that an occluder covers each heatmap
@@ -88,11 +90,15 @@ class RARLandmarker(keras.Model):
                                           radii=cfg.shape_fit_radii, em_steps=cfg.shape_fit_em_steps,
                                           ridge=cfg.shape_fit_ridge)
                           if SHAPE_FIT_MODE in (self.init_mode, cfg.init_mode) else None)
-        # Only a model whose config asks for it holds the occluder mask head (older weight files load).
-        self.occluder_mask = (OccluderMaskHead(cfg.occluder_mask_channels, stride=cfg.heatmap_stride,
-                                               fine_stride=self.backbone.fine_stride, fill=cfg.occluder_mask_fill,
-                                               threshold=cfg.occluder_mask_threshold)
-                              if cfg.occluder_mask else None)
+        # Only a model whose config asks for it holds the occluder mask head; a model without it has
+        # no head weights. `fit` trains the single pass, so the head is frozen here;
+        # `rar_keras.training.occluder_mask` trains it alone.
+        self.occluder_mask = None
+        if cfg.occluder_mask:
+            self.occluder_mask = OccluderMaskHead(cfg.occluder_mask_channels, stride=cfg.heatmap_stride,
+                                                  fine_stride=self.backbone.fine_stride, fill=cfg.occluder_mask_fill,
+                                                  threshold=cfg.occluder_mask_threshold)
+            self.occluder_mask.trainable = False
         self.refiner = AttentiveRefiner(num, steps=cfg.steps, lstm_units=cfg.lstm_units,
                                         channels=cfg.refine_channels, context_channels=cfg.context_channels,
                                         hidden_units=cfg.hidden_units, stride=cfg.heatmap_stride,
@@ -138,7 +144,7 @@ class RARLandmarker(keras.Model):
         self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]),
                      training=TrainingConfig.from_dict(config["training"]))
         if self.built:   # the optimizer's slots, so that a saved optimizer state loads into them
-            self.optimizer.build(self._fit_variables())
+            self.optimizer.build(self.trainable_variables)
 
     def set_teacher(self, teacher: "RARLandmarker | Sequence[RARLandmarker] | None") -> None:
         """Trained models of the same scheme whose conv8 heatmaps the detector learns to match in
@@ -316,13 +322,7 @@ class RARLandmarker(keras.Model):
             return self.backbone.trainable_variables + self.visibility_head.trainable_variables
         if self.stage == "refiner":
             return self.refiner.trainable_variables + self.visibility_head.trainable_variables
-        return self._fit_variables()
-
-    def _fit_variables(self):
-        """Every variable `fit` may train: all but the occluder mask head's (`fit` trains the
-        single-pass pipeline; `rar_keras.training.occluder_mask` trains the head)."""
-        mask = {id(v) for v in self.occluder_mask.trainable_variables} if self.occluder_mask is not None else set()
-        return [v for v in self.trainable_variables if id(v) not in mask]
+        return self.trainable_variables
 
     def _forward_for_training(self, images, landmarks):
         detected = self._detect(images, training=True)
@@ -388,7 +388,7 @@ class RARLandmarker(keras.Model):
     def build_for_training(self) -> None:
         """Builds the model and its optimizer's slots for every variable (before `fit`, or distributed)."""
         self.build_for_inference()
-        self.optimizer.build(self._fit_variables())
+        self.optimizer.build(self.trainable_variables)
 
     @classmethod
     def from_preset(cls, name: str) -> "RARLandmarker":

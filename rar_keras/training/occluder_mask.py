@@ -56,7 +56,7 @@ def train_occluder_mask(model, crops: np.ndarray, epochs: int, batch_size: int =
     batch_size = min(int(batch_size), len(crops))
     head, stride = model.occluder_mask, model.config.heatmap_stride
     optimizer = keras.optimizers.Adam(learning_rate)
-    optimizer.build(head.trainable_variables)
+    optimizer.build(head.weights)
 
     @tf.function(reduce_retracing=True)
     def step(images, step_seed):
@@ -64,9 +64,12 @@ def train_occluder_mask(model, crops: np.ndarray, epochs: int, batch_size: int =
         images = tf.where(mirrored, tf.reverse(images, [2]), images)
         painted, covered = paint_occluders(images, tf.random.experimental.stateless_fold_in(step_seed, 1),
                                            MASK_AUGMENT)
-        with tf.GradientTape() as tape:
+        # The model holds the head frozen (for `fit`), so the tape watches its variables explicitly.
+        watched = [variable.value for variable in head.weights]
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(watched)
             loss = mask_loss(model.occluder_mask_logits(painted), mask_target(covered, stride))
-        optimizer.apply(tape.gradient(loss, head.trainable_variables), head.trainable_variables)
+        optimizer.apply(tape.gradient(loss, watched), head.weights)
         return loss
 
     rng = np.random.default_rng(seed)
@@ -75,7 +78,7 @@ def train_occluder_mask(model, crops: np.ndarray, epochs: int, batch_size: int =
         order = rng.permutation(len(crops))
         starts = range(0, len(order) - batch_size + 1, batch_size)
         losses = [float(step(tf.constant(crops[order[start:start + batch_size]], tf.float32),
-                             tf.constant([seed, epoch * 100_003 + start], tf.int32)))
+                             tf.constant([seed, epoch * len(crops) + start], tf.int64)))
                   for start in progress(starts)]
         history.append(float(np.mean(losses)))
     return history

@@ -84,6 +84,9 @@ def train(run: TrainingRun) -> pathlib.Path:
     """Trains, writes OUT/model.keras (and checkpoints, backups, logs); returns the model's path."""
     experiment = run.experiment
     config, training = experiment.model, experiment.training
+    if config.occluder_mask:
+        raise DataError("occluder_mask=true: a training run trains the single-pass model; train the occluder "
+                        "mask head on the finished model with python -m tools.fit_occluder_mask")
     scheme = get_scheme(config.scheme)
     records = load_faces(run.data)
     if run.val_data:

