@@ -61,11 +61,17 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {folder} (init mode {model.init_mode})")
+    warn_stale_files(folder)
+    return 0
+
+
+def warn_stale_files(folder) -> None:
+    """Says on stderr which files of a just-written preset folder were made from what it held before
+    (its `model.tflite`, `quality.json`), and how to make them again."""
     derived = [name for name in (TFLITE_FILE, QUALITY_FILE) if (folder / name).is_file()]
     if derived:
         print(f"{folder}: {' and '.join(derived)} belong to the weights it held before: make them again with "
               "python -m export and python -m tools.fit_quality (docs/PRESETS.md)", file=sys.stderr)
-    return 0
 
 
 def parse_settings(items) -> dict:

@@ -25,9 +25,7 @@ import numpy as np
 
 from datasets.errors import DataError
 from datasets.record import landmark_box
-from rar_keras.inference.quality import QUALITY_FILE
 from rar_keras.models.config import TrainingConfig
-from rar_keras.presets.loader import TFLITE_FILE
 from rar_keras.utils.quiet import import_tensorflow
 
 DEFAULT_EPOCHS = 24
@@ -76,7 +74,7 @@ def main(argv=None) -> int:
         from tqdm import tqdm
 
         from rar_keras.inference.keras_model import load_model
-        from rar_keras.make_preset import with_settings
+        from rar_keras.make_preset import warn_stale_files, with_settings
         from rar_keras.presets import save_preset
         from rar_keras.training.occluder_mask import train_occluder_mask
 
@@ -95,10 +93,7 @@ def main(argv=None) -> int:
         return 2
     print(f"occluder mask loss by epoch: {', '.join(f'{loss:.4f}' for loss in history)}")
     print(f"wrote {folder} (occluder mask head trained {args.epochs} epochs)")
-    stale = [name for name in (TFLITE_FILE, QUALITY_FILE) if (folder / name).is_file()]
-    if stale:
-        print(f"{folder}: {' and '.join(stale)} belong to the model it held before: make them again with "
-              "python -m export and python -m tools.fit_quality (docs/PRESETS.md)", file=sys.stderr)
+    warn_stale_files(folder)
     return 0
 
 
