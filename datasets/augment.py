@@ -196,11 +196,8 @@ def add_occluders(images: tf.Tensor, points: tf.Tensor, seed, config: AugmentCon
     Returns:
         images with occluders, and (B, L) bool: landmark covered by an occluder.
     """
-    photos = tf.roll(images, 1, axis=0)        # another face's pixels for every face
-    images, hidden, _ = _paint_occluder(images, photos, points, seed, config, config.occluder_prob)
-    second = tf.random.experimental.stateless_fold_in(seed, SALT_SECOND)
-    images, hidden_second, _ = _paint_occluder(images, photos, points, second, config, config.second_occluder_prob)
-    return images, tf.logical_or(hidden, hidden_second)
+    images, hidden, _ = _paint_occluders(images, points, seed, config)
+    return images, hidden
 
 
 def paint_occluders(images: tf.Tensor, seed, config: AugmentConfig) -> tuple[tf.Tensor, tf.Tensor]:
@@ -215,12 +212,18 @@ def paint_occluders(images: tf.Tensor, seed, config: AugmentConfig) -> tuple[tf.
         images with occluders, and (B, S, S) bool: the pixels an occluder covers (the target of the
         occluder mask head, `rar_keras.training.occluder_mask`).
     """
-    no_points = tf.zeros([tf.shape(images)[0], 0, 2])
-    photos = tf.roll(images, 1, axis=0)
-    images, _, mask = _paint_occluder(images, photos, no_points, seed, config, config.occluder_prob)
+    images, _, covered = _paint_occluders(images, tf.zeros([tf.shape(images)[0], 0, 2]), seed, config)
+    return images, covered
+
+
+def _paint_occluders(images, points, seed, config: AugmentConfig):
+    """(images, (B, L) hidden points, (B, S, S) covered pixels) after the first and second occluder."""
+    photos = tf.roll(images, 1, axis=0)        # another face's pixels for every face
+    images, hidden, mask = _paint_occluder(images, photos, points, seed, config, config.occluder_prob)
     second = tf.random.experimental.stateless_fold_in(seed, SALT_SECOND)
-    images, _, mask_second = _paint_occluder(images, photos, no_points, second, config, config.second_occluder_prob)
-    return images, tf.logical_or(mask, mask_second)[..., 0]
+    images, hidden_second, mask_second = _paint_occluder(images, photos, points, second, config,
+                                                         config.second_occluder_prob)
+    return images, tf.logical_or(hidden, hidden_second), tf.logical_or(mask, mask_second)[..., 0]
 
 
 def _paint_occluder(images, photos, points, seed, config: AugmentConfig, probability: float):

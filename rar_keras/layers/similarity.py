@@ -15,9 +15,13 @@ EPSILON = 1e-6
 
 def transform(points, a_re, a_im, t):
     """Applies z -> a z + t to points (..., L, 2); a_re, a_im (...), t (..., 2)."""
+    return _times(points, a_re[..., None], a_im[..., None]) + t[..., None, :]
+
+
+def _times(points, a_re, a_im):
+    """The complex product a z of points (..., 2) with a = a_re + i a_im (broadcast against (...))."""
     x, y = points[..., 0], points[..., 1]
-    a_re, a_im = a_re[..., None], a_im[..., None]
-    return tf.stack([a_re * x - a_im * y, a_im * x + a_re * y], -1) + t[..., None, :]
+    return tf.stack([a_re * x - a_im * y, a_im * x + a_re * y], -1)
 
 
 def _matrix(a_re, a_im):
@@ -36,9 +40,7 @@ def from_two_points(src_p, src_q, dst_p, dst_q):
     norm = tf.maximum(tf.reduce_sum(tf.square(db), -1), EPSILON)
     a_re = (ds[..., 0] * db[..., 0] + ds[..., 1] * db[..., 1]) / norm
     a_im = (ds[..., 1] * db[..., 0] - ds[..., 0] * db[..., 1]) / norm
-    t = dst_p - tf.stack([a_re * src_p[..., 0] - a_im * src_p[..., 1],
-                          a_im * src_p[..., 0] + a_re * src_p[..., 1]], -1)
-    return a_re, a_im, t
+    return a_re, a_im, dst_p - _times(src_p, a_re, a_im)
 
 
 def weighted_fit(src, dst, weights):
@@ -51,9 +53,7 @@ def weighted_fit(src, dst, weights):
     norm = tf.maximum(tf.reduce_sum(weights * tf.reduce_sum(tf.square(s), -1), -1), EPSILON)
     a_re = tf.reduce_sum(weights * (s[..., 0] * d[..., 0] + s[..., 1] * d[..., 1]), -1) / norm
     a_im = tf.reduce_sum(weights * (s[..., 0] * d[..., 1] - s[..., 1] * d[..., 0]), -1) / norm
-    t = mean_dst - tf.stack([a_re * mean_src[..., 0] - a_im * mean_src[..., 1],
-                             a_im * mean_src[..., 0] + a_re * mean_src[..., 1]], -1)
-    return a_re, a_im, t
+    return a_re, a_im, mean_dst - _times(mean_src, a_re, a_im)
 
 
 def weighted_fit_by_moments(src, dst, weights):
