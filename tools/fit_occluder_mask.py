@@ -2,14 +2,15 @@
 
     python -m tools.fit_occluder_mask --model w300_base \\
         --data $RAR_KERAS_DATA/300w/afw $RAR_KERAS_DATA/300w/helen/trainset $RAR_KERAS_DATA/300w/lfpw/trainset \\
-        --out rar_keras/presets/w300_base --epochs 24
+        --out rar_keras/presets/w300_base --new-head
 
 The written model runs twice on every crop: its first pass finds where occluders cover the face,
 that region is painted grey, and the whole pipeline runs again on the painted crop
 (`RARConfig.occluder_mask`, `rar_keras.layers.OccluderMaskHead`). Only the head is trained, on the
 training faces cut around their landmarks with the model's margin, under the training pipeline's
 occluders (`rar_keras.training.occluder_mask`); every other weight is kept. A model that has a
-head already goes on training it. The faces the training command held out for validation
+head already goes on training it, unless `--new-head` asks for a fresh one (of the config's default
+width and dilations, or `--channels` / `--dilations`). The faces the training command held out for validation
 (`--val-fraction`, `--seed`, as in `rar_keras.train`) are left out.
 
 The folder then holds the weights and config; an older `model.tflite` or `quality.json` in it
@@ -25,10 +26,10 @@ import numpy as np
 
 from datasets.errors import DataError
 from datasets.record import landmark_box
-from rar_keras.models.config import TrainingConfig
+from rar_keras.models.config import RARConfig, TrainingConfig
 from rar_keras.utils.quiet import import_tensorflow
 
-DEFAULT_EPOCHS = 24
+DEFAULT_EPOCHS = 36
 DEFAULT_VAL_FRACTION = 0.05            # rar_keras.train's --val-fraction default
 DEFAULT_SEED = TrainingConfig().seed   # the training command's split seed
 
@@ -41,6 +42,12 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, help="the preset folder to write")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="passes over the training faces")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--new-head", action="store_true",
+                        help="train a fresh head in place of the model's own (a model without one always gets one)")
+    parser.add_argument("--channels", type=int, default=RARConfig.occluder_mask_channels,
+                        help="a fresh head's width")
+    parser.add_argument("--dilations", type=int, nargs="+", default=list(RARConfig.occluder_mask_dilations),
+                        help="a fresh head's dilation rates, one 3x3 convolution each")
     parser.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
                         help="held out of --data, as in training (0 keeps every face)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the training split's seed")
@@ -79,7 +86,12 @@ def main(argv=None) -> int:
         from rar_keras.training.occluder_mask import train_occluder_mask
 
         model = load_model(args.model)
-        model = with_settings(model, {"occluder_mask": True}, new_occluder_mask=True)
+        if args.new_head and model.occluder_mask is not None:
+            model = with_settings(model, {"occluder_mask": False})
+        if model.occluder_mask is None:
+            head = {"occluder_mask": True, "occluder_mask_channels": args.channels,
+                    "occluder_mask_dilations": args.dilations}
+            model = with_settings(model, head, new_occluder_mask=True)
         crops = training_crops(args.data, args.val_fraction, args.seed, model.config)
         print(f"{len(crops)} training faces at {model.config.input_size} px")
 

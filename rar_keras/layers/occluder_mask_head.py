@@ -13,9 +13,10 @@ class OccluderMaskHead(keras.layers.Layer):
 
     An occluder that looks like a photo (a hand, hair, another face) draws the detector's heatmaps
     onto itself, also for the landmarks it does not cover; a flat one does not. The head reads the
-    detector's stride-4 features and its stride-2 features pooled to the same grid, through three
-    3x3 convolutions (dilated 1, 2 and 4: a receptive field of about 15 cells, most of an occluder),
-    and gives one logit per cell. `paint` upsamples the probabilities to the crop (bilinear) and
+    detector's stride-4 features and its stride-2 features pooled to the same grid, through 3x3
+    convolutions of growing dilation (1, 2, 4 and 8 by default: a receptive field of about 31 cells,
+    most of the crop, so that a patch is judged against the face around it), and gives one logit per
+    cell. `paint` upsamples the probabilities to the crop (bilinear) and
     paints `fill` over every pixel whose probability is above `threshold` (a hard cut: a
     half-painted, ghosted photo still draws the heatmaps). The model then runs its detector again
     on the painted crop.
@@ -26,13 +27,14 @@ class OccluderMaskHead(keras.layers.Layer):
         fine_stride: crop pixels per cell of the fine features (pooled to `stride`).
         fill: the grey level (0..255) painted over the covered region.
         threshold: the probability above which a pixel is painted over.
+        dilations: the dilation rate of each 3x3 convolution, in order (their count is the depth).
 
     Call: `head(features (B, h, w, C), fine_features (B, h', w', C'))` -> logits (B, h, w, 1),
     positive = covered. `head.paint(images (B, S, S, 3), logits)` -> painted images.
     """
 
-    def __init__(self, channels: int = 32, stride: int = 4, fine_stride: int = 2, fill: float = 128.0,
-                 threshold: float = 0.5, **kwargs):
+    def __init__(self, channels: int = 64, stride: int = 4, fine_stride: int = 2, fill: float = 128.0,
+                 threshold: float = 0.5, dilations=(1, 2, 4, 8), **kwargs):
         super().__init__(**kwargs)
         if stride % fine_stride:
             raise ValueError(f"OccluderMaskHead: stride {stride} must be a multiple of fine_stride {fine_stride}")
@@ -42,9 +44,12 @@ class OccluderMaskHead(keras.layers.Layer):
             raise ValueError(f"OccluderMaskHead: fill must be a pixel value 0..255, got {fill}")
         self.channels, self.stride, self.fine_stride = int(channels), int(stride), int(fine_stride)
         self.fill, self.threshold = float(fill), float(threshold)
+        self.dilations = tuple(int(rate) for rate in dilations)
+        if not self.dilations or min(self.dilations) < 1:
+            raise ValueError(f"OccluderMaskHead: dilations must be rates >= 1, got {list(self.dilations)}")
         self.convolutions = [layers.Conv2D(self.channels, 3, padding="same", dilation_rate=rate, activation="relu",
                                            name=f"conv_{index}")
-                             for index, rate in enumerate((1, 2, 4))]
+                             for index, rate in enumerate(self.dilations)]
         self.score = layers.Conv2D(1, 1, name="score")
 
     def build(self, features_shape, fine_features_shape):
@@ -75,4 +80,5 @@ class OccluderMaskHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "stride": self.stride,
-                "fine_stride": self.fine_stride, "fill": self.fill, "threshold": self.threshold}
+                "fine_stride": self.fine_stride, "fill": self.fill, "threshold": self.threshold,
+                "dilations": list(self.dilations)}

@@ -122,6 +122,8 @@ class RARConfig:
             pass finds where occluders cover the crop, that region is painted grey, and the whole
             pipeline runs on the painted crop (`python -m tools.fit_occluder_mask` trains the head).
         occluder_mask_channels: the head's width.
+        occluder_mask_dilations: the dilation of each of the head's 3x3 convolutions (its depth and
+            how far around a cell it looks).
         occluder_mask_threshold: the probability above which a crop pixel is painted over.
         occluder_mask_fill: the grey level (0..255) painted over it.
         landmark_offset: (x, y) added to every shape the model outputs, in units of the face box's
@@ -169,7 +171,8 @@ class RARConfig:
     shape_fit_em_steps: int = 3
     shape_fit_ridge: float = 0.003
     occluder_mask: bool = False
-    occluder_mask_channels: int = 32
+    occluder_mask_channels: int = 64
+    occluder_mask_dilations: tuple[int, ...] = (1, 2, 4, 8)
     occluder_mask_threshold: float = 0.5
     occluder_mask_fill: float = 128.0
     landmark_offset: tuple[float, float] = (0.0, 0.0)
@@ -194,6 +197,10 @@ class RARConfig:
         if self.shape_fit_components < 1 or self.shape_fit_em_steps < 1 or not self.shape_fit_ridge > 0:
             raise ValueError(f"shape_fit_components and shape_fit_em_steps must be >= 1 and shape_fit_ridge > 0, got "
                              f"{self.shape_fit_components}, {self.shape_fit_em_steps}, {self.shape_fit_ridge}")
+        object.__setattr__(self, "occluder_mask_dilations", tuple(int(d) for d in self.occluder_mask_dilations))
+        if not self.occluder_mask_dilations or min(self.occluder_mask_dilations) < 1:
+            raise ValueError(f"occluder_mask_dilations must be dilation rates >= 1, got "
+                             f"{list(self.occluder_mask_dilations)}")
         if not isinstance(self.occluder_mask, bool):
             raise ValueError(f"occluder_mask must be true or false, got {self.occluder_mask!r}")
         if (self.occluder_mask_channels < 1 or not 0.0 < self.occluder_mask_threshold < 1.0

@@ -97,7 +97,8 @@ class RARLandmarker(keras.Model):
         if cfg.occluder_mask:
             self.occluder_mask = OccluderMaskHead(cfg.occluder_mask_channels, stride=cfg.heatmap_stride,
                                                   fine_stride=self.backbone.fine_stride, fill=cfg.occluder_mask_fill,
-                                                  threshold=cfg.occluder_mask_threshold)
+                                                  threshold=cfg.occluder_mask_threshold,
+                                                  dilations=cfg.occluder_mask_dilations)
             self.occluder_mask.trainable = False
         self.refiner = AttentiveRefiner(num, steps=cfg.steps, lstm_units=cfg.lstm_units,
                                         channels=cfg.refine_channels, context_channels=cfg.context_channels,

