@@ -109,8 +109,8 @@ def with_settings(model, changes: dict, shapes=None, new_occluder_mask: bool = F
     """A copy of `model` whose config has `changes`, with the same weights (a DataError if they no
     longer fit). A start by the heatmap shape fit gets its shape model from `shapes` (N, L, 2)
     training landmarks, or keeps `model`'s own. An occluder mask head is kept when `model` has one;
-    a copy that asks for one `model` lacks is refused unless `new_occluder_mask` (the head is then
-    left untrained, for `tools.fit_occluder_mask`)."""
+    a copy that asks for one `model` lacks is refused unless `new_occluder_mask`, which gives the
+    copy a fresh, untrained head (for `tools.fit_occluder_mask`) in place of any head `model` has."""
     try:
         config = model.config.replace(**changes)
     except (TypeError, ValueError) as error:
@@ -125,7 +125,7 @@ def with_settings(model, changes: dict, shapes=None, new_occluder_mask: bool = F
     if clone.occluder_mask is not None and not has_head and not new_occluder_mask:
         raise DataError("occluder_mask=true: the model holds no trained occluder mask head; train one with "
                         "python -m tools.fit_occluder_mask")
-    copy_head = clone.occluder_mask is not None and has_head
+    copy_head = clone.occluder_mask is not None and has_head and not new_occluder_mask
 
     def kept(path: str) -> bool:
         return copy_head or not path.startswith(OCCLUDER_MASK_WEIGHTS)

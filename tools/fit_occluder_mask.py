@@ -86,9 +86,7 @@ def main(argv=None) -> int:
         from rar_keras.training.occluder_mask import train_occluder_mask
 
         model = load_model(args.model)
-        if args.new_head and model.occluder_mask is not None:
-            model = with_settings(model, {"occluder_mask": False})
-        if model.occluder_mask is None:
+        if args.new_head or model.occluder_mask is None:
             head = {"occluder_mask": True, "occluder_mask_channels": args.channels,
                     "occluder_mask_dilations": args.dilations}
             model = with_settings(model, head, new_occluder_mask=True)
