@@ -41,8 +41,10 @@ class RARLandmarker(keras.Model):
     With the config's `occluder_mask`, an `OccluderMaskHead` reads the features of a first pass of
     steps 1-2, the region it finds covered by occluders is painted grey, and steps 1-4 run on the
     painted crop. "detected" is the first pass's S_d (the detector on the crop as given); every
-    other output comes from the painted crop. `fit` trains, and `evaluate` and `fit`'s validation
-    score, the single pass; the head is frozen there (`rar_keras.training.occluder_mask` trains it).
+    other output comes from the painted crop. The head is frozen in `fit`
+    (`rar_keras.training.occluder_mask` trains it), and a model with a head trains in the "refiner"
+    stage only: `fit` then trains the refiner and the visibility head on the painted crop, as
+    inference runs them, and `evaluate` scores that pass.
 
     Outputs a dict: "landmarks" (B, L, 2) final shape in crop pixels; "steps" (B, T+1, L, 2)
     from S_0 to S_T; "detected" (B, L, 2) S_d; "confidence" (B, L) the heatmaps' peak probabilities;
@@ -91,8 +93,7 @@ class RARLandmarker(keras.Model):
                                           ridge=cfg.shape_fit_ridge)
                           if SHAPE_FIT_MODE in (self.init_mode, cfg.init_mode) else None)
         # Only a model whose config asks for it holds the occluder mask head; a model without it has
-        # no head weights. `fit` trains the single pass, so the head is frozen here;
-        # `rar_keras.training.occluder_mask` trains it alone.
+        # no head weights. The head is frozen here: `rar_keras.training.occluder_mask` trains it alone.
         self.occluder_mask = None
         if cfg.occluder_mask:
             self.occluder_mask = OccluderMaskHead(cfg.occluder_mask_channels, stride=cfg.heatmap_stride,
@@ -212,12 +213,19 @@ class RARLandmarker(keras.Model):
                                     mode=mode)
         return start
 
+    def _passes(self, images, training=None):
+        """(first pass, the pass the start and the refiner read, mask logits): without an occluder mask
+        head both passes are the one `_detect` on `images` and the logits are None; with one, the
+        second pass runs on `images` painted grey where the head finds an occluder."""
+        first = self._detect(images, training)
+        if self.occluder_mask is None:
+            return first, first, None
+        mask_logits = self.occluder_mask(first["features"], first["fine_features"])
+        painted = self.occluder_mask.paint(tf.cast(images, tf.float32), mask_logits)
+        return first, self._detect(painted, training), mask_logits
+
     def call(self, images, training=None, init_mode=None):
-        first = detected = self._detect(images, training)
-        mask_logits = None
-        if self.occluder_mask is not None:
-            mask_logits = self.occluder_mask(first["features"], first["fine_features"])
-            detected = self._detect(self.occluder_mask.paint(tf.cast(images, tf.float32), mask_logits), training)
+        first, detected, mask_logits = self._passes(images, training)
         start = self._start(detected, init_mode or self.init_mode)
         refined = self._refine(detected, start, training)
         steps, points = self._annotated(refined["shapes"]), self._annotated(first["detected"])
@@ -325,13 +333,23 @@ class RARLandmarker(keras.Model):
             return self.refiner.trainable_variables + self.visibility_head.trainable_variables
         return self.trainable_variables
 
+    def _check_stage_for_mask(self):
+        """A model with an occluder mask head trains in the "refiner" stage only: the head reads the
+        backbone's features, which the other stages would change under it."""
+        if self.occluder_mask is not None and self.stage != "refiner":
+            raise ValueError(f"a model with an occluder mask head trains in the 'refiner' stage only (the head "
+                             f"reads the backbone's features, which stage {self.stage!r} would change); train "
+                             f"the single-pass model, then the head with python -m tools.fit_occluder_mask")
+
     def _forward_for_training(self, images, landmarks):
-        detected = self._detect(images, training=True)
+        """(first pass, the pass the losses read, refined or None, start): with an occluder mask head
+        the refiner learns on the painted crop, the pass inference runs."""
+        first, detected, _ = self._passes(images, training=True)
         start = self._start(detected, self.init_mode)
         if self.stage == "detector":
-            return detected, None, start
+            return first, detected, None, start
         start = self._training_starts(start, landmarks)
-        return detected, self._refine(detected, start, training=True), start
+        return first, detected, self._refine(detected, start, training=True), start
 
     def _update_metrics(self, loss_values, landmarks, final, detected, start):
         for name, value in loss_values.items():
@@ -349,10 +367,11 @@ class RARLandmarker(keras.Model):
 
     def train_step(self, data):
         images, landmarks, visibility, rendered = _unpack(data)
+        self._check_stage_for_mask()
         variables = self._trainable_for_stage()
         teacher_heatmaps = self._distillation_targets(images, rendered)
         with tf.GradientTape() as tape:
-            detected, refined, start = self._forward_for_training(images, landmarks)
+            first, detected, refined, start = self._forward_for_training(images, landmarks)
             loss_values = self._objective(detected, refined, landmarks, visibility, teacher_heatmaps)
             # Gradients are summed over replicas: scale each replica's mean by their count.
             replicas = tf.distribute.get_replica_context().num_replicas_in_sync
@@ -360,17 +379,17 @@ class RARLandmarker(keras.Model):
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
         final = detected["detected"] if refined is None else refined["shapes"][:, -1]
-        logs = self._update_metrics(loss_values, landmarks, final, detected["detected"], start)
+        logs = self._update_metrics(loss_values, landmarks, final, first["detected"], start)
         return distribute.logs_for_reduction(logs)
 
     def test_step(self, data):
         images, landmarks, visibility, rendered = _unpack(data)
-        detected = self._detect(images, training=False)
+        first, detected, _ = self._passes(images, training=False)
         start = self._start(detected, self.init_mode)
         refined = self._refine(detected, start, training=False)
         loss_values = self._objective(detected, refined, landmarks, visibility,
                                       self._distillation_targets(images, rendered))
-        logs = self._update_metrics(loss_values, landmarks, refined["shapes"][:, -1], detected["detected"], start)
+        logs = self._update_metrics(loss_values, landmarks, refined["shapes"][:, -1], first["detected"], start)
         return distribute.logs_for_reduction(logs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):

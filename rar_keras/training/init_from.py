@@ -44,10 +44,11 @@ def left_out(model) -> Callable[[str], bool]:
 def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> int:
     """Copies `arrays` ({layer path: array}, from `spec`) into `model`; returns how many were copied.
 
-    The weights of encoder blocks that `model` leaves out (`encoder_repeats`) are skipped, and so are
+    The weights of encoder blocks that `model` leaves out (`encoder_repeats`) are skipped, and so is
     the heatmap shape fit's shape model (either side may lack it; training fits it from its own
-    faces) and the occluder mask head (a training run has none: `tools.fit_occluder_mask` trains it
-    on the finished model); every other weight must match.
+    faces). The occluder mask head is copied when `model` has one (whatever `only` says: training
+    keeps it frozen, so it must come from the source) and skipped when it has none; every other
+    weight must match.
 
     Args:
         arrays: the source's weights.
@@ -60,11 +61,16 @@ def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> in
         DataError: a missing, extra or mis-shaped weight (within `only`), naming it.
     """
     prefixes = tuple(only)
-
     skipped = left_out(model)
+    has_head = getattr(model, "occluder_mask", None) is not None
+    if has_head and not any(path.startswith(OCCLUDER_MASK_WEIGHTS) for path in arrays):
+        raise DataError(f"--init-from {spec}: holds no occluder mask head, which this model (occluder_mask=true) "
+                        f"keeps frozen; train one with python -m tools.fit_occluder_mask")
 
     def selected(path: str) -> bool:
+        if path.startswith(OCCLUDER_MASK_WEIGHTS):
+            return has_head
         return ((not prefixes or path.startswith(prefixes)) and not skipped(path)
-                and not path.startswith((SHAPE_FIT_WEIGHTS, OCCLUDER_MASK_WEIGHTS)))
+                and not path.startswith(SHAPE_FIT_WEIGHTS))
 
     return assign_by_path(model, arrays, f"--init-from {spec}", select=selected)

@@ -85,8 +85,12 @@ def train(run: TrainingRun) -> pathlib.Path:
     experiment = run.experiment
     config, training = experiment.model, experiment.training
     if config.occluder_mask:
-        raise DataError("occluder_mask=true: a training run trains the single-pass model; train the occluder "
-                        "mask head on the finished model with python -m tools.fit_occluder_mask")
+        # The head reads the backbone's features: only the refiner stage leaves them as the head learnt them.
+        if any(name != "refiner" for name, _ in training.stages) or not run.init_from:
+            raise DataError("occluder_mask=true trains the refiner and the visibility head on the crop painted by "
+                            "a trained head, the backbone and the head frozen: give --init-from a model with a "
+                            "head and --set 'stages=[[\"refiner\",1.0]]'. Otherwise train the single-pass "
+                            "model, then its head with python -m tools.fit_occluder_mask")
     scheme = get_scheme(config.scheme)
     records = load_faces(run.data)
     if run.val_data:

