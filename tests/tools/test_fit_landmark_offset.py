@@ -36,6 +36,7 @@ def _mean_error_in_box_sides(folder, records) -> np.ndarray:
     return np.mean(errors, axis=0)
 
 
+@pytest.mark.slow
 def test_the_written_offset_cancels_the_mean_error_and_refits_to_itself(assets, tmp_path, capsys):
     from rar_keras.presets.loader import preset_folder, read_preset_config
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from datasets.crops import crop_face
 from datasets.record import landmark_box
@@ -13,6 +14,7 @@ from tools.fit_occluder_mask import main, training_crops
 TINY = EXPERIMENTS["tiny"].model
 
 
+@pytest.mark.slow
 def test_the_command_writes_a_two_pass_preset_and_checks_its_arguments(assets, tmp_path, capsys):
     from rar_keras.presets.loader import read_preset_config
 

@@ -166,6 +166,23 @@ def test_cli_missing_image_is_named(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr and str(missing) in result.stderr
 
 
+def test_a_bad_single_image_or_box_is_reported_before_the_model_loads(images, tmp_path):
+    """The one image asked for is read and its box checked first: with a model that does not exist
+    either, the error names the image or the box, never the model."""
+    absent = tmp_path / "absent.keras"
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(images["noisy"].read_bytes()[:200])
+    bad_file = _predict(broken, "--model", absent, "--box", ",".join(str(v) for v in FACE_BOX))
+    assert bad_file.returncode == 2 and "Traceback" not in bad_file.stderr, bad_file.stderr
+    assert "broken.jpg" in bad_file.stderr and "absent.keras" not in bad_file.stderr
+    bad_box = _predict(images["noisy"], "--model", absent, "--box", "5000,5000,5100,5100")
+    assert bad_box.returncode == 2 and "Traceback" not in bad_box.stderr, bad_box.stderr
+    assert "outside the" in bad_box.stderr and "absent.keras" not in bad_box.stderr
+    assert not (tmp_path / "out").exists()
+    good = _predict(images["noisy"], "--model", absent, "--box", ",".join(str(v) for v in FACE_BOX))
+    assert good.returncode == 2 and "absent.keras" in good.stderr      # a good image reaches the model
+
+
 def test_a_folder_run_goes_on_past_a_bad_file(tiny_model_file, images, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

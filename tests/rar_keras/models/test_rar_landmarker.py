@@ -270,6 +270,7 @@ def test_several_teachers_give_the_mean_of_their_logits_on_the_student_grid(asse
     assert student._distillation_targets(images) is None
 
 
+@pytest.mark.slow
 def test_the_teachers_see_the_rendered_crops_when_the_pipeline_gives_them(assets):
     from rar_keras.models.config import TrainingConfig
 

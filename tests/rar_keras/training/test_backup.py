@@ -91,6 +91,7 @@ def test_a_run_killed_before_the_commit_resumes_from_the_previous_epoch_whole(tm
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_a_broken_backup_is_refused_with_the_file_named(tmp_path):
     assert backup.resume_epoch(tmp_path) == 0
     _backup_at_epoch_end(_model(0), tmp_path, epoch=2)
