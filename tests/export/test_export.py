@@ -327,6 +327,7 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path):
     assert wrong_front.returncode == 2 and "--int8-front 'fp16'" in wrong_front.stderr, wrong_front.stderr
 
 
+@pytest.mark.slow
 def test_a_landmark_offset_is_in_the_file_its_contract_and_its_flip_test(briefly_trained_int8, tmp_path):
     from export.tflite import export_tflite
     from rar_keras.inference import runtimes

@@ -215,6 +215,7 @@ def test_cli_quiet_by_default(tiny_model_file, images):
     assert result.stderr == "", result.stderr          # no TensorFlow, absl, LiteRT or OpenCV lines
 
 
+@pytest.mark.slow
 def test_cli_video_writes_a_line_per_frame_and_an_overlay_video(tiny_model_file, images, tmp_path):
     import cv2
 

