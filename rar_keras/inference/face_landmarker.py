@@ -232,8 +232,10 @@ def image_files(folder) -> list[str]:
 
 
 def check_user_boxes(boxes, image: np.ndarray, source: str) -> np.ndarray:
-    """Given face `boxes` ((4,) or (K, 4) x0, y0, x1, y1) checked against `image`, as (K, 4) float32;
-    a DataError naming `source` for a box of the wrong shape, of no size or outside the image."""
+    """`boxes` ((4,) or (K, 4) x0, y0, x1, y1) as (K, 4) float32, each checked against `image`.
+
+    Raises: DataError naming `source` for a box of the wrong shape, of no size or outside the image.
+    """
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.size == 0:
         return np.zeros((0, 4), np.float32)

@@ -175,7 +175,7 @@ def test_a_bad_single_image_or_box_is_reported_before_the_model_loads(images, tm
     bad_file = _predict(broken, "--model", absent, "--box", ",".join(str(v) for v in FACE_BOX))
     assert bad_file.returncode == 2 and "Traceback" not in bad_file.stderr, bad_file.stderr
     assert "broken.jpg" in bad_file.stderr and "absent.keras" not in bad_file.stderr
-    bad_box = _predict(images["noisy"], "--model", absent, "--box", "5000,5000,5100,5100")
+    bad_box = _predict(images["noisy"], "--model", absent, "--box", "5000,5000,5100,5100", "--out", tmp_path / "out")
     assert bad_box.returncode == 2 and "Traceback" not in bad_box.stderr, bad_box.stderr
     assert "outside the" in bad_box.stderr and "absent.keras" not in bad_box.stderr
     assert not (tmp_path / "out").exists()
