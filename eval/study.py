@@ -48,6 +48,7 @@ from eval.report import mean_finite
 from eval.study_plots import region_of, save_attention_plot, save_steps_picture
 from rar_keras.inference.crop_landmarker import CropLandmarker
 from rar_keras.inference.keras_model import KerasCropModel, load_model
+from rar_keras.models.config import POSTERIOR_STAGE
 from rar_keras.utils.quiet import import_tensorflow
 
 EXIT_USER_ERROR = 2
@@ -137,11 +138,13 @@ def _entry(nmes: dict[str, np.ndarray]) -> dict:
 
 
 def stage_figures(outputs: dict, gt, scheme) -> dict:
-    """{"start", "steps": [S_1..S_T], "final" (with FR and AUC), "per_face_ip": (T+1, N)} of one run."""
+    """{"start", "steps": [S_1..S_T], "final" (with FR and AUC), "per_face_ip": (T+1, N)} of one run;
+    the final shape is S_T, or the shape posterior of a model with a shape prior."""
     num_steps = sum(key.startswith("step_") for key in outputs)
     stages = [_face_nmes(outputs[f"step_{t}"], gt, scheme) for t in range(num_steps)]
+    final = _face_nmes(outputs[POSTERIOR_STAGE], gt, scheme) if POSTERIOR_STAGE in outputs else stages[-1]
     return {"start": _entry(stages[0]), "steps": [_entry(s) for s in stages[1:]],
-            "final": report.summarize(stages[-1], "ip"), "per_face_ip": np.stack([s["ip"] for s in stages])}
+            "final": report.summarize(final, "ip"), "per_face_ip": np.stack([s["ip"] for s in stages])}
 
 
 def attention_frequencies(attention: np.ndarray, num_points: int) -> np.ndarray:

@@ -152,7 +152,8 @@ def float_nodes(nodes: list[tuple[str, str]], backbone, scheme: str, geometry=()
     names carry the Keras layer path ("rar_landmarker_1/mobile_backbone_1/conv8_1/...").
     `geometry` are layers whose matrix products are geometry, not learned read-outs
     (the robust start's shape-basis products, the global soft-argmax's product with the cell
-    grid): "cnn_dense" keeps them float too. `float_front` keeps the backbone's half-resolution
+    grid, the shape posterior's products with the prior's eigenvectors): "cnn_dense" keeps them
+    float too. `float_front` keeps the backbone's half-resolution
     front (its `FRONT_SCOPE` name scope) float, except in "full".
     """
     if scheme not in INT8_SCHEMES:
@@ -216,8 +217,9 @@ def _int8(converter, calibration, model, scheme: str, float_front: bool = True) 
     if scheme != "full" and not any(_scope(backbone.name).search(name) for _, name in nodes):
         raise ConversionError(f"int8 {scheme}: no graph node carries the backbone's name "
                               f"{backbone.name!r}, so the CNN cannot be told from the head")
-    denied = float_nodes(nodes, backbone, scheme, geometry=[model.initializer, model.decoder],
-                         float_front=float_front)
+    geometry = [layer for layer in (model.initializer, model.decoder, getattr(model, "shape_posterior", None))
+                if layer is not None]
+    denied = float_nodes(nodes, backbone, scheme, geometry=geometry, float_front=float_front)
     front_kept = bool(set(front_nodes(nodes, backbone)) & set(denied))
     if denied:
         calibrated = strip_float_statistics(calibrated, set(denied))

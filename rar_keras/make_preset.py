@@ -5,9 +5,10 @@ ships; `--init-mode` and `--set` record inference settings chosen on validation 
 mode, the robust fit's residual scale, the number of refinement steps: whatever leaves the
 weights as they are).
 
-`--init-mode shape_fit` adds a shape model to the weights (`HeatmapShapeFit`): give the training
-faces with `--shape-data DATA...`; the validation split that `rar_keras.train` holds out of them
-(`--val-fraction`, `--seed`, as in training) is left out of it.
+`--init-mode shape_fit` adds a shape model to the weights (`HeatmapShapeFit`), and
+`--set shape_prior=true` the output's shape prior (`ShapePosterior`): give the training faces with
+`--shape-data DATA...`; the validation split that `rar_keras.train` holds out of them
+(`--val-fraction`, `--seed`, as in training) is left out of them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from datasets.errors import DataError
 from datasets.schemes import get_scheme
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.quality import QUALITY_FILE
-from rar_keras.models.config import OCCLUDER_MASK_WEIGHTS, SHAPE_FIT_MODE, SHAPE_FIT_WEIGHTS, START_MODES
+from rar_keras.models.config import (OCCLUDER_MASK_WEIGHTS, SHAPE_FIT_MODE, SHAPE_FIT_WEIGHTS, SHAPE_PRIOR_WEIGHTS,
+                                     START_MODES)
 from rar_keras.presets import save_preset
 from rar_keras.presets.loader import TFLITE_FILE
 from rar_keras.utils.quiet import import_tensorflow
@@ -36,7 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="architecture fields that keep the weights, e.g. robust_scale=0.15 steps=2")
     parser.add_argument("--shape-data", nargs="+", default=None, metavar="DATA",
-                        help="training datasets for the shape model of --init-mode shape_fit")
+                        help="training datasets for the shape models of --init-mode shape_fit and of "
+                             "shape_prior=true")
     parser.add_argument("--val-fraction", type=float, default=0.05,
                         help="--shape-data: the fraction held out for validation, as in training (0 for a run "
                              "given --val-data)")
@@ -49,9 +52,11 @@ def main(argv=None) -> int:
         import_tensorflow(args.verbose)
         model = load_model(args.model)
         changes = parse_settings(args.set) | ({"init_mode": args.init_mode} if args.init_mode else {})
-        if args.shape_data and changes.get("init_mode", model.init_mode) != SHAPE_FIT_MODE:
-            raise DataError(f"--shape-data fits the shape model of --init-mode {SHAPE_FIT_MODE}; the preset would "
-                            f"start from {changes.get('init_mode', model.init_mode)!r}")
+        if (args.shape_data and changes.get("init_mode", model.init_mode) != SHAPE_FIT_MODE
+                and not changes.get("shape_prior", model.config.shape_prior)):
+            raise DataError(f"--shape-data fits the shape models of --init-mode {SHAPE_FIT_MODE} and of shape_prior="
+                            f"true; the preset would have neither (it would start from "
+                            f"{changes.get('init_mode', model.init_mode)!r})")
         shapes = (shape_landmarks(args.shape_data, args.val_fraction, args.seed, model.config.scheme)
                   if args.shape_data else None)
         if changes or shapes is not None:
@@ -107,10 +112,11 @@ def shape_landmarks(paths, val_fraction: float, seed: int, scheme_name: str) -> 
 
 def with_settings(model, changes: dict, shapes=None, new_occluder_mask: bool = False):
     """A copy of `model` whose config has `changes`, with the same weights (a DataError if they no
-    longer fit). A start by the heatmap shape fit gets its shape model from `shapes` (N, L, 2)
-    training landmarks, or keeps `model`'s own. An occluder mask head is kept when `model` has one;
-    a copy that asks for one `model` lacks is refused unless `new_occluder_mask`, which gives the
-    copy a fresh, untrained head (for `tools.fit_occluder_mask`) in place of any head `model` has."""
+    longer fit). A start by the heatmap shape fit and a shape prior get their shape models from
+    `shapes` (N, L, 2) training landmarks (a DataError when too few), or keep `model`'s own. An
+    occluder mask head is kept when `model` has one; a copy that asks for one `model` lacks is
+    refused unless `new_occluder_mask`, which gives the copy a fresh, untrained head (for
+    `tools.fit_occluder_mask`) in place of any head `model` has."""
     try:
         config = model.config.replace(**changes)
     except (TypeError, ValueError) as error:
@@ -127,19 +133,26 @@ def with_settings(model, changes: dict, shapes=None, new_occluder_mask: bool = F
                         "python -m tools.fit_occluder_mask")
     copy_head = clone.occluder_mask is not None and has_head and not new_occluder_mask
 
+    shape_models = {SHAPE_FIT_WEIGHTS: (clone.shape_fit, "--init-mode shape_fit"),
+                    SHAPE_PRIOR_WEIGHTS: (clone.shape_posterior, "shape_prior=true")}
+    if shapes is None:
+        for prefix, (layer, setting) in shape_models.items():
+            if layer is not None and not any(path.startswith(prefix) for path in arrays):
+                raise DataError(f"{setting}: the model holds no shape model for it yet; give its training faces "
+                                f"with --shape-data DATA...")
+
     def kept(path: str) -> bool:
+        if path.startswith(tuple(shape_models)):       # fitted from `shapes`, or the model's own
+            return shapes is None and any(path.startswith(prefix) and layer is not None
+                                          for prefix, (layer, _) in shape_models.items())
         return copy_head or not path.startswith(OCCLUDER_MASK_WEIGHTS)
 
-    if clone.shape_fit is None or shapes is not None:
-        assign_by_path(clone, arrays, "the trained model",
-                       select=lambda path: kept(path) and not path.startswith(SHAPE_FIT_WEIGHTS))
-        if clone.shape_fit is not None:
+    assign_by_path(clone, arrays, "the trained model", select=kept)
+    if shapes is not None:
+        try:
             clone.fit_shape_model(shapes)
-    elif any(path.startswith(SHAPE_FIT_WEIGHTS) for path in arrays):
-        assign_by_path(clone, arrays, "the trained model", select=kept)
-    else:
-        raise DataError("--init-mode shape_fit: the model holds no shape model yet; give its training faces "
-                        "with --shape-data DATA...")
+        except ValueError as error:     # too few faces for a shape model
+            raise DataError(f"--shape-data: {len(shapes)} training shapes: {error}") from None
     return clone
 
 

@@ -43,6 +43,7 @@ from rar_keras.inference.crop_models import RUNTIMES, load_crop_model
 from rar_keras.inference.one_euro import OneEuroConfig
 from rar_keras.inference.stabilizer import SMOOTHING
 from rar_keras.inference.tracking import FaceTracker
+from rar_keras.models.config import POSTERIOR_STAGE
 
 RUNNING_MODES = ("image", "video")
 DEFAULT_PRESET = "w300_mobile"
@@ -144,8 +145,8 @@ class FaceLandmarks:
             occluder), when the model predicts it; else None.
         quality: how likely the landmarks are right, 0-1 (`rar_keras.inference.quality`), when the
             model has a calibrated quality model; else None.
-        steps: with `with_steps`: stage name ("detected", "step_0", ..., "step_T")
-            -> (L, 2) image pixels; else None.
+        steps: with `with_steps`: stage name ("detected", "step_0", ..., "step_T", and "posterior"
+            for a model with a shape prior) -> (L, 2) image pixels; else None.
         attention: with `with_steps`: the landmark index attended at each step; else None.
     """
 
@@ -393,7 +394,7 @@ class FaceLandmarker:
         return results
 
     def _face(self, outputs: dict, index: int, box, score) -> FaceLandmarks:
-        steps = {k: v[index] for k, v in outputs.items() if k.startswith("step_") or k == "detected"}
+        steps = {k: v[index] for k, v in outputs.items() if k.startswith("step_") or k in ("detected", POSTERIOR_STAGE)}
         attention = tuple(int(a) for a in outputs["attention"][index]) if "attention" in outputs else None
         visibility = outputs["visibility"][index].astype(np.float32) if "visibility" in outputs else None
         quality = float(outputs["quality"][index]) if "quality" in outputs else None
@@ -413,4 +414,4 @@ class FaceLandmarker:
             return self.faces.predict_outputs(images, boxes, matrices)
         stages = self.faces.predict_steps(images, boxes, matrices)
         last = max((k for k in stages if k.startswith("step_")), key=lambda k: int(k.split("_")[1]))
-        return {**stages, "landmarks": stages[last]}
+        return {**stages, "landmarks": stages.get(POSTERIOR_STAGE, stages[last])}

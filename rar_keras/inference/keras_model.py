@@ -10,6 +10,7 @@ from datasets.errors import DataError
 from datasets.schemes import get_scheme
 from rar_keras.inference.flip_test import flip_averaged
 from rar_keras.inference.model_spec import KERAS, PRESET, resolve_model_spec
+from rar_keras.models.config import POSTERIOR_STAGE
 
 # What an exported file gives too (export.graph.OUTPUT_NAMES).
 DEPLOYED_OUTPUTS = ("landmarks", "visibility", "confidence", "attention")
@@ -88,8 +89,8 @@ class KerasCropModel:
         return self._flip_averaged(self._deployed_outputs, crops)
 
     def predict_steps(self, crops, init_mode=None) -> dict:
-        """Shapes at every stage: "detected" S_d, "step_0" the start S_0, ..., "step_T"; "attention" and
-        "visibility"."""
+        """Shapes at every stage: "detected" S_d, "step_0" the start S_0, ..., "step_T", and "posterior"
+        (the output) when the model holds a shape prior; "attention" and "visibility"."""
         return self._flip_averaged(lambda batch: self._steps(batch, init_mode), crops)
 
     def _deployed_outputs(self, crops) -> dict:
@@ -108,6 +109,8 @@ class KerasCropModel:
             stages = {"detected": out["detected"].numpy(), "attention": out["attention"].numpy(),
                       "visibility": out["visibility"].numpy()}
             stages.update({f"step_{t}": steps[:, t] for t in range(steps.shape[1])})
+            if self.model.shape_posterior is not None:
+                stages[POSTERIOR_STAGE] = out["landmarks"].numpy()
             for key, value in stages.items():
                 collected.setdefault(key, []).append(value)
         return {key: np.concatenate(value) for key, value in collected.items()}

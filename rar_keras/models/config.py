@@ -23,6 +23,8 @@ BACKBONE_INITS = ("", "imagenet")
 # (`HeatmapShapeFit`, a layer the model holds only when its config starts that way).
 SHAPE_FIT_MODE = "shape_fit"
 SHAPE_FIT_WEIGHTS = "shape_fit/"    # the layer path of its shape model's weights, derived from training shapes
+SHAPE_PRIOR_WEIGHTS = "shape_posterior/"  # the layer path of the output's shape prior, derived from training shapes
+POSTERIOR_STAGE = "posterior"   # the stage after S_T in per-step outputs of a model with a shape prior
 OCCLUDER_MASK_WEIGHTS = "occluder_mask/"   # the layer path of the occluder mask head (`tools.fit_occluder_mask`)
 START_MODES = ("robust", "robust_blend", "detected", "mean", "random", SHAPE_FIT_MODE)
 REFINE_CRITERIA = ("smooth_l1", "wing")     # models.losses.refinement_loss kinds (kept free of TensorFlow here)
@@ -118,6 +120,13 @@ class RARConfig:
         shape_fit_radii: "shape_fit": the kernel radius of each mean-shift round, in heatmap cells.
         shape_fit_em_steps: "shape_fit": coefficient steps per round.
         shape_fit_ridge: "shape_fit": the prior's point noise variance (shapes of unit RMS radius).
+        shape_prior: the model holds a `ShapePosterior`: its output is the posterior mean of the
+            refined shape under a Gaussian prior of training shapes, each point trusted by its
+            predicted visibility (`make_preset --shape-data` or training fits the prior).
+        shape_prior_visible_noise: "shape_prior": the noise variance of a point predicted visible
+            (shapes of unit RMS radius).
+        shape_prior_hidden_noise: "shape_prior": the noise variance of a point predicted hidden.
+        shape_prior_steps: "shape_prior": the conjugate-gradient steps of the posterior.
         occluder_mask: the model holds an `OccluderMaskHead` and runs twice: the detector's first
             pass finds where occluders cover the crop, that region is painted grey, and the whole
             pipeline runs on the painted crop (`python -m tools.fit_occluder_mask` trains the head).
@@ -170,6 +179,10 @@ class RARConfig:
     shape_fit_radii: tuple[float, ...] = (3.0, 2.0, 1.0)
     shape_fit_em_steps: int = 3
     shape_fit_ridge: float = 0.003
+    shape_prior: bool = False
+    shape_prior_visible_noise: float = 1e-4
+    shape_prior_hidden_noise: float = 1e-2
+    shape_prior_steps: int = 16
     occluder_mask: bool = False
     occluder_mask_channels: int = 64
     occluder_mask_dilations: tuple[int, ...] = (1, 2, 4, 8)
@@ -197,6 +210,12 @@ class RARConfig:
         if self.shape_fit_components < 1 or self.shape_fit_em_steps < 1 or not self.shape_fit_ridge > 0:
             raise ValueError(f"shape_fit_components and shape_fit_em_steps must be >= 1 and shape_fit_ridge > 0, got "
                              f"{self.shape_fit_components}, {self.shape_fit_em_steps}, {self.shape_fit_ridge}")
+        if not isinstance(self.shape_prior, bool):
+            raise ValueError(f"shape_prior must be true or false, got {self.shape_prior!r}")
+        if not 0.0 < self.shape_prior_visible_noise <= self.shape_prior_hidden_noise or self.shape_prior_steps < 1:
+            raise ValueError(f"need 0 < shape_prior_visible_noise <= shape_prior_hidden_noise and shape_prior_steps "
+                             f">= 1, got {self.shape_prior_visible_noise}, {self.shape_prior_hidden_noise}, "
+                             f"{self.shape_prior_steps}")
         object.__setattr__(self, "occluder_mask_dilations", tuple(int(d) for d in self.occluder_mask_dilations))
         if not self.occluder_mask_dilations or min(self.occluder_mask_dilations) < 1:
             raise ValueError(f"occluder_mask_dilations must be dilation rates >= 1, got "

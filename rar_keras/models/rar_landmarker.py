@@ -12,12 +12,13 @@ import tensorflow as tf
 from datasets.schemes import get_scheme
 from rar_keras.backbones.factory import build_backbone
 from rar_keras.layers import (AttentiveRefiner, HeatmapDecoder, HeatmapShapeFit, OccluderMaskHead, RobustShapeInit,
-                              VisibilityHead)
+                              ShapePosterior, VisibilityHead)
 from rar_keras.layers.coordinates import shape_scale
 from rar_keras.models import graph_metrics, losses, teacher_view
 from rar_keras.models.config import SHAPE_FIT_MODE, STAGES, RARConfig, TrainingConfig
 from rar_keras.models.gaussian_shape_model import build_gaussian_shape_model
 from rar_keras.models.shape_bank import build_shape_bank
+from rar_keras.models.shape_prior import build_shape_prior
 from rar_keras.presets import load_preset
 from rar_keras.training import distribute
 
@@ -37,6 +38,8 @@ class RARLandmarker(keras.Model):
        Gaussian shape model to the heatmaps themselves, weighted by visibility).
     4. `AttentiveRefiner` moves S_0 in T steps (A-LSTM attention, R-LSTM context, per-landmark
        updates from features finer than the heatmap).
+    5. With the config's `shape_prior`, `ShapePosterior` pulls S_T towards a Gaussian prior of
+       training shapes, each point as far as its visibility trusts it: the output "landmarks".
 
     With the config's `occluder_mask`, an `OccluderMaskHead` reads the features of a first pass of
     steps 1-2, the region it finds covered by occluders is painted grey, and steps 1-4 run on the
@@ -46,12 +49,13 @@ class RARLandmarker(keras.Model):
     stage only: `fit` then trains the refiner and the visibility head on the painted crop, as
     inference runs them, and `evaluate` scores that pass.
 
-    Outputs a dict: "landmarks" (B, L, 2) final shape in crop pixels; "steps" (B, T+1, L, 2)
-    from S_0 to S_T; "detected" (B, L, 2) S_d; "confidence" (B, L) the heatmaps' peak probabilities;
-    "visibility" (B, L) probability that each landmark is visible; "attention" (B, T) attention
-    centres; "attention_logits" (B, T, L); "heatmaps" (B, h, w, L) conv8 logits; with an occluder
-    mask head, "occluder_mask" (B, h, w) the probability that an occluder covers each heatmap
-    cell. "landmarks", "steps" and "detected" include the config's `landmark_offset`.
+    Outputs a dict: "landmarks" (B, L, 2) final shape in crop pixels (S_T, or its posterior with a
+    shape prior); "steps" (B, T+1, L, 2) from S_0 to S_T; "detected" (B, L, 2) S_d; "confidence"
+    (B, L) the heatmaps' peak probabilities; "visibility" (B, L) probability that each landmark is
+    visible; "attention" (B, T) attention centres; "attention_logits" (B, T, L); "heatmaps"
+    (B, h, w, L) conv8 logits; with an occluder mask head, "occluder_mask" (B, h, w) the
+    probability that an occluder covers each heatmap cell. "landmarks", "steps" and "detected"
+    include the config's `landmark_offset`.
 
     How it trains (loss weights, stages, start shapes, attention sampling) comes from the
     `TrainingConfig` given to `compile`; `set_teacher` adds a trained model whose heatmaps the
@@ -101,6 +105,10 @@ class RARLandmarker(keras.Model):
                                                   threshold=cfg.occluder_mask_threshold,
                                                   dilations=cfg.occluder_mask_dilations)
             self.occluder_mask.trainable = False
+        # Only a model whose config asks for it holds the output's shape prior.
+        self.shape_posterior = (ShapePosterior(num, visible_noise=cfg.shape_prior_visible_noise,
+                                               hidden_noise=cfg.shape_prior_hidden_noise, steps=cfg.shape_prior_steps)
+                                if cfg.shape_prior else None)
         self.refiner = AttentiveRefiner(num, steps=cfg.steps, lstm_units=cfg.lstm_units,
                                         channels=cfg.refine_channels, context_channels=cfg.context_channels,
                                         hidden_units=cfg.hidden_units, stride=cfg.heatmap_stride,
@@ -125,12 +133,16 @@ class RARLandmarker(keras.Model):
         return bank
 
     def fit_shape_model(self, landmarks: np.ndarray) -> None:
-        """Builds the heatmap shape fit's Gaussian shape model from training landmarks (N, L, 2) in
-        any pixels (a similarity-free model) and stores it; nothing when the model has no shape fit.
-        More than `shape_fit_components` shapes are needed (a ValueError otherwise)."""
+        """Builds the shape models the model holds from training landmarks (N, L, 2) in any pixels
+        (similarity-free models) and stores them: the heatmap shape fit's Gaussian shape model (more
+        than `shape_fit_components` shapes needed) and the output's shape prior (at least 2L shapes);
+        a ValueError with too few. Nothing when the model holds neither."""
         if self.shape_fit is not None:
             shape_model = build_gaussian_shape_model(landmarks, self.config.shape_fit_components)
             self.shape_fit.set_shape_model(shape_model.mean, shape_model.basis, shape_model.variances)
+        if self.shape_posterior is not None:
+            prior = build_shape_prior(landmarks)
+            self.shape_posterior.set_prior(prior.mean, prior.eigenvectors, prior.eigenvalues)
 
     def compile(self, optimizer="adamw", training: TrainingConfig | None = None, **kwargs):
         """Keras `compile`, plus the `TrainingConfig` whose losses and stages `fit` uses."""
@@ -224,12 +236,19 @@ class RARLandmarker(keras.Model):
         painted = self.occluder_mask.paint(tf.cast(images, tf.float32), mask_logits)
         return first, self._detect(painted, training), mask_logits
 
+    def _final(self, refined, detected):
+        """The output shape (B, L, 2) before the landmark offset: S_T, or its shape posterior."""
+        last = refined["shapes"][:, -1]
+        if self.shape_posterior is None:
+            return last
+        return self.shape_posterior(last, detected["visibility"])
+
     def call(self, images, training=None, init_mode=None):
         first, detected, mask_logits = self._passes(images, training)
         start = self._start(detected, init_mode or self.init_mode)
         refined = self._refine(detected, start, training)
         steps, points = self._annotated(refined["shapes"]), self._annotated(first["detected"])
-        outputs = {"landmarks": steps[:, -1], "steps": steps, "detected": points,
+        outputs = {"landmarks": self._annotated(self._final(refined, detected)), "steps": steps, "detected": points,
                    "confidence": detected["confidence"], "visibility": detected["visibility"],
                    "attention": refined["centres"], "attention_logits": refined["logits"],
                    "heatmaps": detected["heatmaps"]}
@@ -389,7 +408,7 @@ class RARLandmarker(keras.Model):
         refined = self._refine(detected, start, training=False)
         loss_values = self._objective(detected, refined, landmarks, visibility,
                                       self._distillation_targets(images, rendered))
-        logs = self._update_metrics(loss_values, landmarks, refined["shapes"][:, -1], first["detected"], start)
+        logs = self._update_metrics(loss_values, landmarks, self._final(refined, detected), first["detected"], start)
         return distribute.logs_for_reduction(logs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):

