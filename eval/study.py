@@ -206,7 +206,7 @@ def format_markdown(study: dict) -> str:
              f"{study['steps']} refinement steps). Box: {study['box_protocol']}. Cells: NME ip / io in % "
              "(ip: inter-pupil, io: outer eye corners); FR@10: failure rate at 10 % NME ip of the final "
              f"shape, in %. Random bank shapes seeded with {study['seed']}.", ""]
-    header = ["row", "model"] + [f"{name}: S_0" for name in sets] + [f"{name}: S_T" for name in sets] \
+    header = ["row", "model"] + [f"{name}: S_0" for name in sets] + [f"{name}: final" for name in sets] \
         + [f"{name}: FR@10" for name in sets] + ["paper ip (300-W full)"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in study["rows"]:
@@ -218,7 +218,8 @@ def format_markdown(study: dict) -> str:
         cells.append("—" if paper is None else f"{paper:.2f}")
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     attention = study["attention"]
-    lines += ["", "The conv8 row's S_0 and S_T are S_d itself. The paper column is the ablation of Xiao et al. "
+    lines += ["", "The final shape is S_T, or its shape posterior for a model with a shape prior. The conv8 "
+              "row's S_0 and final shape are S_d itself. The paper column is the ablation of Xiao et al. "
               "(ECCV 2016) on 300-W full, NME ip: another test set and model, for orientation only.", "",
               f"## Attention centres (main model, {attention['init_mode']} start)", "",
               f"Frequency of each landmark as the attention centre per step: `{ATTENTION_PNG}`. Largest share of "

@@ -4,7 +4,7 @@
 with a fixed input signature (normalisation stays inside the model's `call`),
 `training=False`, and only the outputs a deployed model needs:
 
-    "landmarks"  (N, L, 2) float32  final shape S_T in crop pixels
+    "landmarks"  (N, L, 2) float32  final shape (S_T, or its shape posterior) in crop pixels
     "visibility" (N, L)    float32  probability that each landmark is visible (not occluded)
     "attention"  (N, T)    float32  attention centre (landmark index) at each step
     "confidence" (N, L)    float32  conv8 peak probability of each landmark

@@ -36,6 +36,7 @@ from datasets.loaders import load_records
 from datasets.record import landmark_box
 from datasets.schemes import get_scheme
 from eval.metrics import normalizer
+from rar_keras.models.config import POSTERIOR_STAGE
 from rar_keras.models.shape_bank import generalised_procrustes
 
 DEFAULT_RIDGE = 1e-4          # added to the visible block's covariance (aligned shapes: unit RMS radius)
@@ -192,7 +193,8 @@ def measure(args) -> dict:
         visibility = stages.pop("visibility")
         for stage, predicted in stages.items():
             rows[f"{args.model} {stage}"] = split_errors(point_errors(predicted, truth, norms), hidden)
-        output = stages[max((name for name in stages if name.startswith("step_")), key=lambda n: int(n[5:]))]
+        last = max((name for name in stages if name.startswith("step_")), key=lambda n: int(n[5:]))
+        output = stages.get(POSTERIOR_STAGE, stages[last])      # what the model outputs
         for threshold in FILL_THRESHOLDS:
             filled_output = fill_predicted_hidden(shape_model, output, visibility, threshold)
             rows[f"{args.model} output, points with visibility < {threshold} filled by the shape prior"] = \

@@ -397,7 +397,7 @@ class RARLandmarker(keras.Model):
             scaled = tf.reduce_mean(loss_values["loss"]) / tf.cast(replicas, tf.float32)
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
-        final = detected["detected"] if refined is None else refined["shapes"][:, -1]
+        final = detected["detected"] if refined is None else self._final(refined, detected)
         logs = self._update_metrics(loss_values, landmarks, final, first["detected"], start)
         return distribute.logs_for_reduction(logs)
 

@@ -46,9 +46,13 @@ def test_the_prior_is_the_aligned_covariance_with_the_similarity_directions_free
     vectors = prior.eigenvectors.astype(np.float64)
     np.testing.assert_allclose(vectors.T @ vectors, np.eye(136), atol=1e-4)
     covariance = vectors @ np.diag(prior.eigenvalues) @ vectors.T
-    directions = similarity_directions(prior.mean.astype(np.float64))
-    np.testing.assert_allclose(directions @ directions.T, np.eye(4), atol=1e-6)
     aligned, mean = generalised_procrustes(shapes)
+    # Shift x, shift y, scale and rotation of the mean, written out, each a unit vector.
+    zero, one = np.zeros(68), np.ones(68)
+    directions = np.stack([d.reshape(-1) / np.linalg.norm(d) for d in
+                           (np.stack([one, zero], 1), np.stack([zero, one], 1), mean,
+                            np.stack([-mean[:, 1], mean[:, 0]], 1))])
+    np.testing.assert_allclose(similarity_directions(prior.mean.astype(np.float64)), directions, atol=1e-5)
     flat = aligned.reshape(300, -1) - mean.reshape(-1)
     # The aligned shapes' covariance, plus SIMILARITY_VARIANCE along each similarity direction.
     want = flat.T @ flat / 299 + SIMILARITY_VARIANCE * directions.T @ directions
@@ -62,6 +66,7 @@ def test_layer_matches_the_exact_posterior_in_numpy():
     rng = np.random.default_rng(1)
     shapes = _face_like_shapes(300, rng)
     layer, _ = _layer(shapes, visible_noise=1e-4, hidden_noise=1e-2, steps=24)
+    shipped, _ = _layer(shapes)                # the default: 16 steps
     truth = _face_like_shapes(3, rng)
     # Rotated, scaled and shifted faces, some points hidden and moved far off.
     angle = np.array([0.0, 0.3, -0.5])[:, None]
@@ -72,9 +77,11 @@ def test_layer_matches_the_exact_posterior_in_numpy():
     visibility[hidden] = rng.uniform(0.0, 0.2, size=hidden.sum())
     observed[hidden] += rng.normal(0, 8, size=(hidden.sum(), 2))
     got = np.asarray(layer(observed.astype(np.float32), visibility.astype(np.float32)))
+    got_shipped = np.asarray(shipped(observed.astype(np.float32), visibility.astype(np.float32)))
     for face in range(3):
         want = _numpy_posterior(observed[face], visibility[face], shapes, 1e-4, 1e-2)
-        np.testing.assert_allclose(got[face], want, atol=0.05)
+        np.testing.assert_allclose(got[face], want, atol=0.01)
+        np.testing.assert_allclose(got_shipped[face], want, atol=0.1)   # 16 steps: within 0.03 px when written
         # The hidden points moved (towards the training shapes), the visible ones barely.
         moved = np.linalg.norm(want - observed[face], axis=-1)
         assert moved[hidden[face]].mean() > 5 * moved[~hidden[face]].mean()
