@@ -217,8 +217,7 @@ def _int8(converter, calibration, model, scheme: str, float_front: bool = True) 
     if scheme != "full" and not any(_scope(backbone.name).search(name) for _, name in nodes):
         raise ConversionError(f"int8 {scheme}: no graph node carries the backbone's name "
                               f"{backbone.name!r}, so the CNN cannot be told from the head")
-    geometry = [layer for layer in (model.initializer, model.decoder, getattr(model, "shape_posterior", None))
-                if layer is not None]
+    geometry = [layer for layer in (model.initializer, model.decoder, model.shape_posterior) if layer is not None]
     denied = float_nodes(nodes, backbone, scheme, geometry=geometry, float_front=float_front)
     front_kept = bool(set(front_nodes(nodes, backbone)) & set(denied))
     if denied:

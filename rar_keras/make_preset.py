@@ -23,8 +23,8 @@ from datasets.errors import DataError
 from datasets.schemes import get_scheme
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.quality import QUALITY_FILE
-from rar_keras.models.config import (OCCLUDER_MASK_WEIGHTS, SHAPE_FIT_MODE, SHAPE_FIT_WEIGHTS, SHAPE_PRIOR_WEIGHTS,
-                                     START_MODES)
+from rar_keras.models.config import (OCCLUDER_MASK_WEIGHTS, SHAPE_FIT_MODE, SHAPE_FIT_WEIGHTS, SHAPE_MODEL_WEIGHTS,
+                                     SHAPE_PRIOR_WEIGHTS, START_MODES)
 from rar_keras.presets import save_preset
 from rar_keras.presets.loader import TFLITE_FILE
 from rar_keras.utils.quiet import import_tensorflow
@@ -141,10 +141,11 @@ def with_settings(model, changes: dict, shapes=None, new_occluder_mask: bool = F
                 raise DataError(f"{setting}: the model holds no shape model for it yet; give its training faces "
                                 f"with --shape-data DATA...")
 
+    held = tuple(prefix for prefix, (layer, _) in shape_models.items() if layer is not None)
+
     def kept(path: str) -> bool:
-        if path.startswith(tuple(shape_models)):       # fitted from `shapes`, or the model's own
-            return shapes is None and any(path.startswith(prefix) and layer is not None
-                                          for prefix, (layer, _) in shape_models.items())
+        if path.startswith(SHAPE_MODEL_WEIGHTS):       # fitted from `shapes`, or the model's own
+            return shapes is None and path.startswith(held)
         return copy_head or not path.startswith(OCCLUDER_MASK_WEIGHTS)
 
     assign_by_path(clone, arrays, "the trained model", select=kept)

@@ -24,6 +24,8 @@ BACKBONE_INITS = ("", "imagenet")
 SHAPE_FIT_MODE = "shape_fit"
 SHAPE_FIT_WEIGHTS = "shape_fit/"    # the layer path of its shape model's weights, derived from training shapes
 SHAPE_PRIOR_WEIGHTS = "shape_posterior/"  # the layer path of the output's shape prior, derived from training shapes
+# Every weight fitted from training shapes rather than trained (`RARLandmarker.fit_shape_model`).
+SHAPE_MODEL_WEIGHTS = (SHAPE_FIT_WEIGHTS, SHAPE_PRIOR_WEIGHTS)
 POSTERIOR_STAGE = "posterior"   # the stage after S_T in per-step outputs of a model with a shape prior
 OCCLUDER_MASK_WEIGHTS = "occluder_mask/"   # the layer path of the occluder mask head (`tools.fit_occluder_mask`)
 START_MODES = ("robust", "robust_blend", "detected", "mean", "random", SHAPE_FIT_MODE)

@@ -9,7 +9,7 @@ import numpy as np
 from datasets.errors import DataError
 from rar_keras.inference.keras_model import load_model
 from rar_keras.inference.model_spec import PRESET
-from rar_keras.models.config import OCCLUDER_MASK_WEIGHTS, SHAPE_FIT_WEIGHTS, SHAPE_PRIOR_WEIGHTS
+from rar_keras.models.config import OCCLUDER_MASK_WEIGHTS, SHAPE_MODEL_WEIGHTS
 from rar_keras.presets.loader import WEIGHTS_FILE
 from rar_keras.utils.weight_paths import assign_by_path, weights_by_path
 
@@ -71,6 +71,6 @@ def copy_weights(arrays: dict, model, spec: str, only: Sequence[str] = ()) -> in
         if path.startswith(OCCLUDER_MASK_WEIGHTS):
             return has_head
         return ((not prefixes or path.startswith(prefixes)) and not skipped(path)
-                and not path.startswith((SHAPE_FIT_WEIGHTS, SHAPE_PRIOR_WEIGHTS)))
+                and not path.startswith(SHAPE_MODEL_WEIGHTS))
 
     return assign_by_path(model, arrays, f"--init-from {spec}", select=selected)
